@@ -1,0 +1,3 @@
+"""Session fixtures of the templates stage (owned by that stage's tests)."""
+
+from __future__ import annotations

@@ -86,8 +86,10 @@ __all__ = [
     "words_per_event",
     "philox4x32_10",
     "event_words",
+    "event_words_at",
     "uniforms",
     "noise",
+    "noise_at",
     "choose_category",
 ]
 
@@ -227,6 +229,57 @@ def _torch() -> ModuleType:
     return torch
 
 
+def _check_range(first_event: int, n: int) -> None:
+    if n < 0 or first_event < 0 or first_event + n > 2**63:
+        msg = (f"event range [{first_event}, {first_event + n}) is invalid: indices must lie in "
+               "[0, 2**63) and n must be non-negative")
+        raise ValueError(msg)
+
+
+def _index(first_event: int, n: int, xp: ModuleType, device: Any) -> Any:
+    first_event, n = int(first_event), int(n)
+    _check_range(first_event, n)
+    if _is_torch(xp):
+        return xp.arange(first_event, first_event + n, device=device, dtype=xp.int64)
+    return np.arange(first_event, first_event + n, dtype=np.int64)
+
+
+def event_words_at(seed: int, events: Any, n_words: int = 8) -> Any:
+    """The stream words of the events with the given GLOBAL indices.
+
+    The building block of :func:`event_words`; it takes the indices as an array so
+    a fused device loop can advance them without a host round trip.
+
+    Args:
+        seed: the stream seed, ``[0, 2**64)``.
+        events: ``[n]`` int64 event indices in ``[0, 2**63)`` (numpy array or torch
+            tensor; not checked, for speed).
+        n_words: words per event (rounded up to whole 4-word blocks internally).
+
+    Returns:
+        ``[n, n_words]``: uint32 for numpy, int64 for torch (values in ``[0, 2**32)``).
+    """
+    key = stream_key(seed)
+    n_blocks = (n_words + 3) // 4
+    blocks: list[Any] = []
+    if type(events).__module__.startswith("torch"):
+        torch = _torch()
+        idx = events.to(torch.int64)
+        lo, hi = idx & _MASK32, idx >> 32
+        for j in range(n_blocks):
+            c2 = torch.full_like(idx, j)
+            c3 = torch.full_like(idx, NOISE_TAG)
+            blocks.extend(_rounds([lo, hi, c2, c3], key, PHILOX_ROUNDS, torch_mode=True))
+        return torch.stack(blocks[:n_words], dim=1)
+    idx = np.asarray(events).astype(np.uint64)
+    lo, hi = idx & np.uint64(_MASK32), idx >> np.uint64(32)
+    for j in range(n_blocks):
+        c2 = np.full_like(idx, j)
+        c3 = np.full_like(idx, NOISE_TAG)
+        blocks.extend(_rounds([lo, hi, c2, c3], key, PHILOX_ROUNDS, torch_mode=False))
+    return np.stack(blocks[:n_words], axis=1).astype(np.uint32)
+
+
 def event_words(
     seed: int, first_event: int, n: int, n_words: int = 8, *,
     xp: ModuleType = np, device: Any = None,
@@ -247,31 +300,14 @@ def event_words(
     Raises:
         ValueError: for a negative ``n`` or event index, or indices beyond 2**63.
     """
-    key = stream_key(seed)
-    first_event, n = int(first_event), int(n)
-    if n < 0 or first_event < 0 or first_event + n > 2**63:
-        msg = (f"event range [{first_event}, {first_event + n}) is invalid: indices must lie in "
-               "[0, 2**63) and n must be non-negative")
-        raise ValueError(msg)
-    n_blocks = (n_words + 3) // 4
-    if _is_torch(xp):
-        torch = xp
-        idx = torch.arange(first_event, first_event + n, device=device, dtype=torch.int64)
-        lo, hi = idx & _MASK32, idx >> 32
-        blocks = []
-        for j in range(n_blocks):
-            c2 = torch.full_like(idx, j)
-            c3 = torch.full_like(idx, NOISE_TAG)
-            blocks.extend(_rounds([lo, hi, c2, c3], key, PHILOX_ROUNDS, torch_mode=True))
-        return torch.stack(blocks[:n_words], dim=1)
-    idx = np.arange(first_event, first_event + n, dtype=np.uint64)
-    lo, hi = idx & np.uint64(_MASK32), idx >> np.uint64(32)
-    blocks = []
-    for j in range(n_blocks):
-        c2 = np.full_like(idx, j)
-        c3 = np.full_like(idx, NOISE_TAG)
-        blocks.extend(_rounds([lo, hi, c2, c3], key, PHILOX_ROUNDS, torch_mode=False))
-    return np.stack(blocks[:n_words], axis=1).astype(np.uint32)
+    return event_words_at(seed, _index(first_event, n, xp, device), n_words)
+
+
+def _uniforms_at(seed: int, events: Any, n_words: int) -> Any:
+    w = event_words_at(seed, events, n_words)
+    if type(w).__module__.startswith("torch"):
+        return (w.to(_torch().float64) + 0.5) * _INV_2_32
+    return (w.astype(np.float64) + 0.5) * _INV_2_32
 
 
 def uniforms(
@@ -291,10 +327,38 @@ def uniforms(
         >>> u.shape, bool(((u > 0) & (u < 1)).all())
         ((3, 8), True)
     """
-    w = event_words(seed, first_event, n, n_words, xp=xp, device=device)
-    if _is_torch(xp):
-        return (w.to(xp.float64) + 0.5) * _INV_2_32
-    return (w.astype(np.float64) + 0.5) * _INV_2_32
+    return _uniforms_at(seed, _index(first_event, n, xp, device), n_words)
+
+
+def noise_at(seed: int, events: Any, dim: int = 5) -> StreamDraws:
+    """The draws of the events with the given GLOBAL indices (see :func:`noise`).
+
+    Args:
+        seed: the stream seed, ``[0, 2**64)``.
+        events: ``[n]`` int64 event indices (numpy array or torch tensor, on the
+            device the draws are wanted on; not checked, for speed).
+        dim: number of normals per event.
+
+    Returns:
+        :class:`StreamDraws`, in the array type and on the device of ``events``.
+    """
+    n_pairs = (dim + 1) // 2
+    u = _uniforms_at(seed, events, words_per_event(dim))
+    n = u.shape[0]
+    ua, ub = u[:, 0 : 2 * n_pairs : 2], u[:, 1 : 2 * n_pairs : 2]
+    if type(u).__module__.startswith("torch"):
+        torch = _torch()
+        r = torch.sqrt(-2.0 * torch.log(ua))
+        a = _TWO_PI * ub
+        z = torch.stack((r * torch.cos(a), r * torch.sin(a)), dim=2).reshape(n, 2 * n_pairs)[:, :dim]
+        z = z.to(torch.float32)
+    else:
+        r = np.sqrt(-2.0 * np.log(ua))
+        a = _TWO_PI * ub
+        z = np.stack((r * np.cos(a), r * np.sin(a)), axis=2).reshape(n, 2 * n_pairs)[:, :dim]
+        z = z.astype(np.float32)
+    phill = _PI * (2.0 * u[:, 2 * n_pairs] - 1.0)
+    return StreamDraws(z, phill, u[:, 2 * n_pairs + 1])
 
 
 def noise(
@@ -316,27 +380,17 @@ def noise(
         :class:`StreamDraws` ``(normals [n, dim] float32, phill [n] float64,
         u_context [n] float64)``.
 
+    Raises:
+        ValueError: for an invalid seed or event range.
+
     Example:
         >>> a = noise(3, 0, 10)
         >>> b = noise(3, 4, 3)  # a shard is a slice of the one stream
         >>> bool((a.normals[4:7] == b.normals).all())
         True
     """
-    n_pairs = (dim + 1) // 2
-    u = uniforms(seed, first_event, n, words_per_event(dim), xp=xp, device=device)
-    ua, ub = u[:, 0 : 2 * n_pairs : 2], u[:, 1 : 2 * n_pairs : 2]
-    if _is_torch(xp):
-        r = xp.sqrt(-2.0 * xp.log(ua))
-        a = _TWO_PI * ub
-        z = xp.stack((r * xp.cos(a), r * xp.sin(a)), dim=2).reshape(n, 2 * n_pairs)[:, :dim]
-        z = z.to(xp.float32)
-    else:
-        r = np.sqrt(-2.0 * np.log(ua))
-        a = _TWO_PI * ub
-        z = np.stack((r * np.cos(a), r * np.sin(a)), axis=2).reshape(n, 2 * n_pairs)[:, :dim]
-        z = z.astype(np.float32)
-    phill = _PI * (2.0 * u[:, 2 * n_pairs] - 1.0)
-    return StreamDraws(z, phill, u[:, 2 * n_pairs + 1])
+    stream_key(seed)
+    return noise_at(seed, _index(first_event, n, xp, device), dim)
 
 
 def choose_category(u_context: Any, fractions: Any, *, xp: ModuleType = np) -> Any:

@@ -14,6 +14,7 @@ from dyroot.random import (
     choose_category,
     event_words,
     noise,
+    noise_at,
     philox4x32_10,
     stream_key,
     uniforms,
@@ -128,6 +129,11 @@ def test_shards_concatenate_to_the_single_stream():
     np.testing.assert_array_equal(np.concatenate([p.normals for p in parts]), full.normals)  # exact
     np.testing.assert_array_equal(np.concatenate([p.phill for p in parts]), full.phill)  # exact
     np.testing.assert_array_equal(np.concatenate([p.u_context for p in parts]), full.u_context)  # exact
+    # any set of global indices, in any order: the rows of the one stream
+    idx = np.array([2999, 100, 1234, 100])
+    picked = noise_at(5, idx + 100)
+    np.testing.assert_array_equal(picked.normals, full.normals[idx])  # exact
+    np.testing.assert_array_equal(picked.phill, full.phill[idx])  # exact
 
 
 def test_different_keys_share_no_noise_vector():

@@ -23,6 +23,7 @@ __all__ = [
     "BundleError",
     "ConfigError",
     "BuildError",
+    "ExportError",
     "FitError",
     "OutputExistsError",
     "nearest",
@@ -101,6 +102,10 @@ class ConfigError(DyrootError, ValueError):
 
 class BuildError(DyrootError, RuntimeError):
     """Compiling or loading C++ code (SOFIE model, libdyroot) failed."""
+
+
+class ExportError(DyrootError, RuntimeError):
+    """A model could not be exported to ONNX in a form SOFIE evaluates correctly."""
 
 
 class FitError(DyrootError, RuntimeError):

@@ -113,7 +113,8 @@ def bin_index(x: Any, binning: Binning, *, xp: ModuleType = np) -> Any:
     inside = (xd >= lo) & (xd < hi)
     xs = xp.where(inside, xd, xp.full_like(xd, lo))
     b = 1 + xp.floor(nb * (xs - lo) / (hi - lo)).to(xp.int64)
-    b = xp.where((b <= nb) & (xs >= lo + b * w), b + 1, xp.where((b > 1) & (xs < lo + (b - 1) * w), b - 1, b))
+    bf = b.to(xp.float64)  # int64 tensor * Python float would promote to float32
+    b = xp.where((b <= nb) & (xs >= lo + bf * w), b + 1, xp.where((b > 1) & (xs < lo + (bf - 1.0) * w), b - 1, b))
     return xp.where(inside, b, xp.where(xd < lo, xp.zeros_like(b), xp.full_like(b, nb + 1)))
 
 

@@ -55,6 +55,8 @@ def test_bin_index_convention():
     assert bin_index(x, b).tolist() == [0, 1, 2, 151, 500, 501, 501, 0, 501, 501]
     torch = pytest.importorskip("torch")
     y = np.random.default_rng(3).uniform(100, 170, 10000)
+    e = b.edges()
+    y = np.concatenate([y, e, np.nextafter(e, 0), np.nextafter(e, 1e3)])  # every edge and its neighbours
     np.testing.assert_array_equal(bin_index(torch.from_numpy(y), b, xp=torch).numpy(), bin_index(y, b))  # exact
 
 

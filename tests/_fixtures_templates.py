@@ -109,3 +109,32 @@ def templates_bundle(request, standin_bundle):
         return request.getfixturevalue("tiny_bundle")
     except pytest.FixtureLookupError:
         return standin_bundle
+
+
+class KillWorkerOnce:
+    """A shard hook (``dyroot.distributed`` ``hook=``) that kills its own worker process
+    with SIGKILL the first time shard ``index`` starts, leaving ``marker`` behind.
+
+    Args:
+        marker: file created just before the kill; its existence disarms the hook.
+        index: the shard to kill.
+    """
+
+    def __init__(self, marker: str | pathlib.Path, index: int) -> None:
+        self.marker, self.index = str(marker), index
+
+    def __call__(self, shard: Any) -> None:
+        import os
+        import signal
+
+        if shard.index == self.index and not os.path.exists(self.marker):
+            with open(self.marker, "w") as f:
+                f.write(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class MustNotRun:
+    """A shard hook that fails: proves every shard was skipped."""
+
+    def __call__(self, shard: Any) -> None:
+        raise RuntimeError(f"shard {shard.index} ran although its file was finished")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 
 import numpy as np
@@ -164,3 +165,36 @@ def test_cuda_fused_matches_cpu(templates_bundle, torch_run):
     for name in torch_run.names:
         assert np.abs(gpu.counts[name] - torch_run.counts[name]).sum() <= 2e-3 * torch_run.counts[name].sum() + 4
     templates_bundle.to("cpu")
+
+
+@pytest.fixture
+def cli_bundle(templates_bundle, monkeypatch):
+    """The bundle's directory, loadable by the CLI (the stand-in is served from memory)."""
+    import dyroot.generate as gen
+
+    real = gen.resolve_bundle
+    monkeypatch.setattr(gen, "resolve_bundle",
+                        lambda b: templates_bundle if str(b) == str(templates_bundle.path) else real(b))
+    return str(templates_bundle.path)
+
+
+def test_cli_generate(cli_bundle, templates_bundle, tmp_path, capsys):
+    from dyroot.cli import main
+
+    out = tmp_path / "t.root"
+    args = ["generate", cli_bundle, "--events", "2e4", "--seed", "3", "--output", str(out), "--backend",
+            "onnxruntime", "--extra", "ptll,costheta", "--no-progress", "--json"]
+    assert main(args) == 0
+    prov = json.loads(capsys.readouterr().out)
+    t = Templates.read(out)
+    assert prov["n_events"] == 20_000 and t.provenance["seed"] == 3
+    assert {"mll_inclusive", "ptll_central_lowpt", "costheta_noncentral_highpt"} <= set(t.names)
+    assert main(args) == 2  # exists: refused without --force
+    assert "--force" in capsys.readouterr().err
+    assert main(args + ["--force", "--normalise", "xsec", "--lumi", "140"]) == 0
+    x = Templates.read(out)
+    s = 140 * 1000 * templates_bundle.config["sigma_pb"] / 20_000  # L * 1000 * sigma_pb / N
+    assert x.provenance["normalisation"]["scale"] == pytest.approx(s, rel=1e-12)
+    np.testing.assert_allclose(x.counts["mll_inclusive"], t.counts["mll_inclusive"] * s, rtol=1e-12)
+    assert main(args + ["--force", "--normalise", "xsec"]) == 2  # no --lumi
+    assert "--lumi" in capsys.readouterr().err

@@ -327,7 +327,7 @@ def _raw_names(plan: _Plan) -> tuple[set[str], set[str]]:
         if expr is not None:
             other |= names_in(expr) - _DYROOT_NAMES
     for expr in plan.extra.values():
-        other |= names_in(expr)
+        other |= names_in(expr) - _DYROOT_NAMES
     return mapping_names, other
 
 

@@ -239,7 +239,12 @@ def generate_distributed(
                                   batch_size=batch_size)
         sel, cats = plan.selection.to_dict(), plan.scheme.to_list()
         bundle_hash = getattr(loaded, "hash", None)
-        ref = bundle if isinstance(bundle, (str, os.PathLike)) else client.scatter(loaded, broadcast=True)
+        if isinstance(bundle, (str, os.PathLike)):
+            ref: Any = str(bundle)
+        elif type(loaded).__module__ == "dyroot.bundle" and hasattr(loaded, "path"):
+            ref = str(loaded.path)  # workers load it from disk (shared file system) once each
+        else:
+            ref = client.scatter(loaded, broadcast=True)
         done: dict[int, Templates] = {}
         futures = {}
         for s in todo_shards:

@@ -104,11 +104,14 @@ def standin_bundle(tmp_path_factory) -> StandInBundle:
 
 @pytest.fixture(scope="session")
 def templates_bundle(request, standin_bundle):
-    """The model stage's ``tiny_bundle`` if it is defined, else the stand-in."""
+    """The model stage's ``tiny_bundle`` (loaded) if that fixture is defined, else the stand-in."""
     try:
-        return request.getfixturevalue("tiny_bundle")
+        path = request.getfixturevalue("tiny_bundle")
     except pytest.FixtureLookupError:
         return standin_bundle
+    from dyroot.bundle import load_bundle
+
+    return load_bundle(path)
 
 
 class KillWorkerOnce:

@@ -48,7 +48,7 @@ def test_torch_matches_unbatched_reference(templates_bundle, torch_run):
     for name in ref.names:
         diff = np.abs(torch_run.counts[name] - ref.counts[name]).sum()
         assert diff <= 4, name  # identical up to float32 GEMM rounding at a bin edge (a few events at most)
-    assert torch_run.counts["mll_inclusive"].sum() > 0.3 * N  # the stand-in puts most events in the window
+    assert torch_run.counts["mll_inclusive"].sum() > 0.05 * N  # a sizeable selected sample
 
 
 def test_torch_and_onnxruntime_same_seed(templates_bundle, torch_run):

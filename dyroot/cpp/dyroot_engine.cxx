@@ -22,6 +22,7 @@
 #include <ROOT/RDFHelpers.hxx>
 #include <ROOT/RVec.hxx>
 #include <TROOT.h>
+#include <TSystem.h>
 
 #include <algorithm>
 #include <chrono>
@@ -280,10 +281,8 @@ public:
    virtual std::uint64_t NextBoundary(std::uint64_t entry, std::uint64_t per) const = 0;
 
 protected:
-   Record_t GetColumnReadersImpl(std::string_view, const std::type_info &) override
-   {
-      throw std::runtime_error("dyroot: generated events are read through RDataSource::GetColumnReaders only");
-   }
+   /// Empty: RDataFrame then uses GetColumnReaders(slot, name, type) (the reader-per-slot interface).
+   Record_t GetColumnReadersImpl(std::string_view, const std::type_info &) override { return {}; }
 };
 
 /// Reader of one column of the event source: a pointer into the slot's batch.
@@ -481,6 +480,32 @@ class BundleGenerator final : public Generator {
       const auto names = CategoryNames();
       return spec.variable + "_" + (region < 0 ? std::string("inclusive") : names[region]);
    }
+   /// Titles as dyroot.templates writes them: "<label>, <region>", axis "<label> [unit]", "Events / <width>".
+   void SetTitles(TH1D &h, const HistSpec &spec, int region) const
+   {
+      static const std::vector<std::pair<std::string, std::string>> labels = {
+         {"mll", "m_{#mu#mu} [GeV]"},       {"ptll", "p_{T}^{#mu#mu} [GeV]"}, {"yll", "y_{#mu#mu}"},
+         {"costheta", "cos#theta*_{CS}"},   {"phi_cs", "#phi*_{CS}"},         {"phill", "#phi_{#mu#mu}"},
+         {"mu1_pt", "p_{T}^{#mu1} [GeV]"}, {"mu2_pt", "p_{T}^{#mu2} [GeV]"}, {"mu1_eta", "#eta^{#mu1}"},
+         {"mu2_eta", "#eta^{#mu2}"}};
+      std::string label = spec.variable;
+      for (const auto &l : labels)
+         if (l.first == spec.variable)
+            label = l.second;
+      const std::string regionName = region < 0 ? std::string("inclusive") : CategoryNames()[region];
+      h.SetTitle((label.substr(0, label.find(" [")) + ", " + regionName).c_str());
+      h.GetXaxis()->SetTitle(label.c_str());
+      char width[64];
+      std::snprintf(width, sizeof width, "Events / %g", (spec.hi - spec.lo) / spec.nbins);
+      h.GetYaxis()->SetTitle(width);
+   }
+   static std::string BinningJson(const HistSpec &s)
+   {
+      return "{\"variable\": " + JsonString(s.variable) + ", \"lo\": " + JsonNumber(s.lo) + ", \"hi\": " +
+             JsonNumber(s.hi) + ", \"width\": " + JsonNumber((s.hi - s.lo) / s.nbins) +
+             ", \"nbins\": " + std::to_string(s.nbins) + "}";
+   }
+
    static void CheckSpecs(const std::vector<HistSpec> &specs)
    {
       for (const auto &s : specs) {
@@ -600,12 +625,15 @@ public:
       } else {
          throw std::invalid_argument("dyroot: unknown template method '" + method + "'; use \"events\" or \"batches\"");
       }
-      for (auto &h : hists) {
-         auto *copy = static_cast<TH1D *>(h->Clone());
-         copy->SetDirectory(nullptr);
-         copy->Sumw2(true);  // unit weights: sumw2 = counts
-         result.histograms.emplace_back(copy);
-      }
+      std::size_t i = 0;
+      for (const auto &s : specs)
+         for (int r = 0; r <= nCat; ++r) {
+            auto *copy = static_cast<TH1D *>(hists[i++]->Clone());
+            copy->SetDirectory(nullptr);
+            copy->Sumw2(true);  // unit weights: sumw2 = counts
+            SetTitles(*copy, s, r - 1);
+            result.histograms.emplace_back(copy);
+         }
       for (auto &c : counts)
          result.nSelected.push_back(*c);
       for (auto &s : sums)
@@ -616,36 +644,34 @@ public:
    std::string ProvenanceJson(const TemplateResult &result, ULong64_t n, ULong64_t seed, ULong64_t first,
                               const std::vector<HistSpec> &specs, const std::string &extraJson) const override
    {
+      // The keys of dyroot.generate's provenance and dyroot.templates' file record (COMMON.md section 5).
       const ModelInfo &info = GetModelInfo();
       const auto names = CategoryNames();
       std::ostringstream js;
-      js << "{";
-      js << "\"backend\": \"sofie\", \"device\": \"cpu\"";
+      js << "{\"backend\": \"sofie\", \"device\": \"cpu\"";
       js << ", \"bundle_hash\": " << JsonString(info.hash);
       js << ", \"seed\": " << seed << ", \"first_event\": " << first << ", \"n_events\": " << n;
       js << ", \"n_selected\": {\"inclusive\": " << (result.nSelected.empty() ? 0 : result.nSelected[0]);
       for (std::size_t c = 0; c < names.size() && c + 1 < result.nSelected.size(); ++c)
          js << ", " << JsonString(names[c]) << ": " << result.nSelected[c + 1];
-      js << "}";
-      js << ", \"threads\": " << result.threads;
+      js << "}, \"threads\": " << result.threads << ", \"batch_size\": " << info.batch
+         << ", \"precision\": \"fp32\"";
       js << ", \"sigma_pb\": " << JsonNumber(info.sigmaPb);
-      js << ", \"selection\": " << info.selectionJson;
-      js << ", \"categories\": " << info.categoriesJson;
-      js << ", \"binning\": {\"variable\": " << JsonString(specs.empty() ? "mll" : specs[0].variable);
-      if (!specs.empty())
-         js << ", \"lo\": " << JsonNumber(specs[0].lo) << ", \"hi\": " << JsonNumber(specs[0].hi)
-            << ", \"width\": " << JsonNumber((specs[0].hi - specs[0].lo) / specs[0].nbins)
-            << ", \"nbins\": " << specs[0].nbins;
-      js << "}";
-      js << ", \"extra_variables\": [";
+      js << ", \"selection\": " << info.selectionJson << ", \"categories\": " << info.categoriesJson;
+      js << ", \"category_names\": [";
+      for (std::size_t c = 0; c < names.size(); ++c)
+         js << (c ? ", " : "") << JsonString(names[c]);
+      js << "], \"binning\": " << (specs.empty() ? std::string("null") : BinningJson(specs[0]));
+      js << ", \"extra_binnings\": [";
       for (std::size_t i = 1; i < specs.size(); ++i)
-         js << (i > 1 ? ", " : "") << "{\"variable\": " << JsonString(specs[i].variable)
-            << ", \"lo\": " << JsonNumber(specs[i].lo) << ", \"hi\": " << JsonNumber(specs[i].hi)
-            << ", \"width\": " << JsonNumber((specs[i].hi - specs[i].lo) / specs[i].nbins)
-            << ", \"nbins\": " << specs[i].nbins << "}";
-      js << "]";
-      js << ", \"normalisation\": {\"mode\": \"counts\", \"lumi_fb\": null, \"scale\": 1.0}";
-      js << ", \"versions\": {\"root\": " << JsonString(gROOT->GetVersion()) << ", \"build\": " << info.buildJson
+         js << (i > 1 ? ", " : "") << BinningJson(specs[i]);
+      js << "], \"normalisation\": {\"lumi_fb\": null, \"mode\": \"counts\", \"scale\": 1.0}";
+      js << ", \"random\": {\"generator\": \"philox4x32-10\", \"layout\": \"dyroot.random\", \"tag\": "
+         << random::kNoiseTag << "}";
+      js << ", \"context\": " << info.contextJson;
+      js << ", \"host\": " << JsonString(gSystem->HostName());
+      js << ", \"wall_s\": " << JsonNumber(result.seconds);
+      js << ", \"versions\": {\"root\": " << JsonString(gROOT->GetVersion()) << ", \"libdyroot\": " << info.buildJson
          << "}";
       if (!extraJson.empty())
          js << ", " << extraJson;

@@ -54,6 +54,7 @@ struct ModelInfo {
    CategoryScheme categories;
    std::string selectionJson;    ///< the bundle's Selection as JSON (for provenance)
    std::string categoriesJson;   ///< the bundle's CategoryScheme as JSON
+   std::string contextJson;      ///< the bundle's context spec as JSON (null: unconditional)
    std::string buildJson;        ///< build record: versions, flags, BLAS, ONNX Gemm shapes...
    std::vector<GemmShape> gemms; ///< Gemm shapes of the model (for the benchmark)
 };

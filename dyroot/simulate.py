@@ -48,6 +48,7 @@ Weights
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -58,7 +59,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -373,9 +374,38 @@ def _init_worker(q: Any) -> None:
     _PROGRESS = q
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what C++ prints on stdout (Pythia's warnings) to stderr, so that stdout stays
+    clean for the CLI's JSON; the C stdio buffer is flushed before fd 1 is restored."""
+    import ctypes
+
+    try:
+        libc_fflush = ctypes.CDLL(None).fflush
+    except (OSError, AttributeError):  # pragma: no cover - exotic platforms: leave stdout alone
+        yield
+        return
+    sys.stdout.flush()
+    libc_fflush(None)
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        libc_fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _run_shard(config_dict: dict[str, Any], seed: int, shard: int, n_target: int, path: str,
                report: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Generate one shard of ``n_target`` selected events, save it to ``path`` (.npz)."""
+    with _stdout_to_stderr():
+        return _run_shard_quiet(config_dict, seed, shard, n_target, path, report)
+
+
+def _run_shard_quiet(config_dict: dict[str, Any], seed: int, shard: int, n_target: int, path: str,
+                     report: Callable[[int], None] | None) -> dict[str, Any]:
     config = SimulationConfig.from_dict(config_dict)
     t0, c0 = time.perf_counter(), time.process_time()
     py = _make_pythia(config, _pythia_seed(seed, shard))
@@ -517,6 +547,11 @@ def _write_root(path: Path, shards: list[dict[str, Any]], weight: float, truth: 
     title = ("dyroot simulated events (Pythia 8 " + provenance["process"] + ", smeared; weight in pb)")
     with uproot.recreate(path) as f:
         tree = f.mktree(TREE_NAME, cols, title=title)
+        # One cluster per shard (every shard but the last has exactly shard_size entries), so that
+        # RDataFrame's implicit multithreading can split the tree; uproot would declare no clusters.
+        meta = getattr(getattr(tree, "_cascading", None), "_metadata", None)
+        if isinstance(meta, dict) and "fAutoFlush" in meta:
+            meta["fAutoFlush"] = int(provenance["shard_size"])
         for s in shards:
             with np.load(s["path"]) as z:
                 chunk = {c: z[c].astype(cols[c]) for c in cols if c != "weight"}

@@ -296,6 +296,17 @@ def test_root_tools_read_simulated_file(ref_sample):
     assert df.Count().GetValue() == 10_000
     assert df.Sum("weight").GetValue() == pytest.approx(prov["sigma_selected_pb"], rel=1e-9)
     f.Close()
+    # A multi-shard file has one cluster per shard, so RDataFrame's implicit MT can split it.
+    from dyroot.simulate import preset_config, simulate
+
+    small = ref_sample.parent / "clusters.root"
+    simulate(small, 1000, preset_config(shard_size=400), seed=2, force=True)
+    g = root.TFile.Open(str(small))
+    it, starts = g.Get("events").GetClusterIterator(0), []
+    while (start := it.Next()) < 1000:
+        starts.append(start)
+    g.Close()
+    assert starts == [0, 400, 800]
     rootls = Path(root.__file__).parent / "bin" / "rootls"
     if rootls.exists():
         out = subprocess.run([str(rootls), "-l", str(ref_sample)], capture_output=True, text=True, timeout=60)

@@ -98,7 +98,7 @@ class FitResult:
         ok: converged (migrad status 0, HESSE status 0, covQual >= the minimum, finite errors).
         status, hesse_status, cov_qual, edm, nll: Minuit2's report of the last attempt.
         values, errors: parameter values and HESSE errors by name (shape parameters by
-            their catalogue names, plus ``n_sig``, ``n_bkg`` in events).
+            their catalogue names, plus ``n_sig`` in events; ``values`` also has ``n_bkg``).
         attempts: attempts used.
         message: what went wrong, if anything.
     """
@@ -236,11 +236,16 @@ class TemplateFit:
         args = [m, *self.params.values(), self._hf["delta"]]
         if function.uses_core:
             args += [self._hf["coreL"], self._hf["coreR"]]
+        # divided by its value at the centre of the range (core -> 1): the yield coefficient is
+        # then nearly independent of the shape parameters, which keeps HESSE well conditioned
+        self.m_ref = 0.5 * (self.lo + self.hi)
+        ref = substitute(function.expanded(self.lo, self.hi, mass=repr(self.m_ref)), {**idx, "core": "1.0"})
         halves = []
         for sign, core in (("-", f"@{n + 2}"), ("+", f"@{n + 3}")):
             text = function.expanded(self.lo, self.hi, mass=f"(@0{sign}@{n + 1})")
             halves.append(substitute(text, {**idx, "core": core}))
-        self.bkg_func = ROOT.RooFormulaVar(f"bkgf_{tag}", function.name, f"0.5*(({halves[0]}) + ({halves[1]}))", args)
+        self.bkg_func = ROOT.RooFormulaVar(f"bkgf_{tag}", function.name,
+                                           f"0.5*(({halves[0]}) + ({halves[1]}))/({ref})", args)
         self.bkg_term = ROOT.RooProduct(f"bkg_{tag}", "", [self.bkg_func, self._hf["bins"]])
 
         # ---- signal: the DSCB averaged over each bin, normalised to its bin sum
@@ -316,12 +321,14 @@ class TemplateFit:
         return mini
 
     def bkg_average(self, values: Mapping[str, float]) -> np.ndarray:
-        """The background function averaged over each bin (as the model computes it)."""
+        """The background function averaged over each bin and divided by its value at the
+        centre of the range (core set to 1 there), as the model computes it."""
+        ref = float(self.function.evaluate(self.m_ref, values, lo=self.lo, hi=self.hi, core=1.0))
         if self.options.bin_integration:
-            return self.function.bin_average(self.edges, values, self.core_nodes)
+            return self.function.bin_average(self.edges, values, self.core_nodes) / ref
         core = None if self.core_nodes is None else self._core_centres(self.core_nodes)
         c = 0.5 * (self.edges[1:] + self.edges[:-1])
-        return self.function.evaluate(c, values, lo=self.lo, hi=self.hi, core=core)
+        return self.function.evaluate(c, values, lo=self.lo, hi=self.hi, core=core) / ref
 
     def set_values(self, values: Mapping[str, float]) -> None:
         """Set background shape parameters (clipped into their ranges)."""
@@ -365,8 +372,7 @@ class TemplateFit:
             vals[n], errs[n] = float(p.getVal()), float(p.getError())
         s_sig, b_pred = self.predictions()
         vals["n_sig"], errs["n_sig"] = float(self.n_sig.getVal()), float(self.s.getError() * self.s_scale.getVal())
-        vals["n_bkg"], errs["n_bkg"] = float(b_pred.sum()), float(self.beta.getError() * self.b_scale.getVal()
-                                                                    * self.b_unit.getVal() * np.sum(self.widths * self.bkg_average(vals)))
+        vals["n_bkg"] = float(b_pred.sum())  # its error is correlated with the shape: not reported
         cq = int(fitres.covQual()) if fitres else -1
         finite = all(np.isfinite(v) for v in vals.values()) and all(np.isfinite(e) and e >= 0 for e in errs.values())
         ok = status == 0 and hesse == 0 and cq >= self.options.min_cov_qual and finite

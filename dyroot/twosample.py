@@ -358,8 +358,6 @@ def classifier_two_sample(
     Raises:
         ValueError: if the shapes disagree or a sample is too small (< 50 events).
     """
-    from scipy import stats
-
     from ._optional import import_optional
 
     torch = import_optional("torch")
@@ -385,6 +383,20 @@ def classifier_two_sample(
     mu, sd = x_tr.mean(axis=0), x_tr.std(axis=0)
     sd = np.where(sd > 0, sd, 1.0)
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a small MLP: threads cost more in synchronisation than they gain
+    try:
+        sp, sn, history = _train_and_score(torch, g, r, x_tr, y_tr, w_tr, mu, sd, ng_test, nr_test, hidden=hidden,
+                                           epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
+    return _auc_result(sp, sn, wr[:nr_test], rng, n_bootstrap, features, len(x_tr), ng_test + nr_test, history)
+
+
+def _train_and_score(torch: Any, g: np.ndarray, r: np.ndarray, x_tr: np.ndarray, y_tr: np.ndarray, w_tr: np.ndarray,
+                     mu: np.ndarray, sd: np.ndarray, ng_test: int, nr_test: int, *, hidden: Sequence[int], epochs: int,
+                     batch_size: int, learning_rate: float, seed: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Train the MLP on the training part; scores of the generated and reference test parts."""
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         layers: list[Any] = []
@@ -393,12 +405,12 @@ def classifier_two_sample(
             layers += [torch.nn.Linear(width, h), torch.nn.SiLU()]
             width = h
         layers.append(torch.nn.Linear(width, 1))
-        net = torch.nn.Sequential(*layers).double()
+        net = torch.nn.Sequential(*layers)
         opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
         steps = max(1, int(np.ceil(len(x_tr) / batch_size))) * epochs
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        xt = torch.from_numpy((x_tr - mu) / sd)
-        yt, wt = torch.from_numpy(y_tr), torch.from_numpy(w_tr)
+        xt = torch.from_numpy(((x_tr - mu) / sd).astype(np.float32))
+        yt, wt = torch.from_numpy(y_tr.astype(np.float32)), torch.from_numpy(w_tr.astype(np.float32))
         lossf = torch.nn.BCEWithLogitsLoss(reduction="none")
         history = []
         for _ in range(epochs):
@@ -414,9 +426,16 @@ def classifier_two_sample(
                 total += float(loss.detach()) * len(idx)
             history.append(total / len(xt))
         with torch.no_grad():
-            sp = net(torch.from_numpy((g[:ng_test] - mu) / sd)).squeeze(1).numpy()
-            sn = net(torch.from_numpy((r[:nr_test] - mu) / sd)).squeeze(1).numpy()
-    wn = wr[:nr_test]
+            sp = net(torch.from_numpy(((g[:ng_test] - mu) / sd).astype(np.float32))).squeeze(1).double().numpy()
+            sn = net(torch.from_numpy(((r[:nr_test] - mu) / sd).astype(np.float32))).squeeze(1).double().numpy()
+    return sp, sn, history
+
+
+def _auc_result(sp: np.ndarray, sn: np.ndarray, wn: np.ndarray, rng: np.random.Generator, n_bootstrap: int,
+                features: Sequence[str], n_train: int, n_test: int, history: list[float]) -> ClassifierResult:
+    """The AUC, its uncertainty (DeLong, or a bootstrap with weights) and the ROC curve."""
+    from scipy import stats
+
     if np.allclose(wn, wn[0], rtol=1e-9, atol=0.0):
         auc, var = delong_auc_variance(sp, sn)
         err, method = float(np.sqrt(var)), "delong"
@@ -430,5 +449,5 @@ def classifier_two_sample(
     z = (auc - 0.5) / err if err > 0 else 0.0
     fpr, tpr = _roc_curve(sp, sn, wn, np.ones_like(sp))
     return ClassifierResult(auc=auc, auc_err=err, z=float(z), p_value=float(stats.norm.sf(z)), method=method,
-                            n_train=len(x_tr), n_test=ng_test + nr_test, features=list(features),
+                            n_train=n_train, n_test=n_test, features=list(features),
                             loss_history=history, roc_fpr=fpr, roc_tpr=tpr)

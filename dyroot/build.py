@@ -220,12 +220,13 @@ def _bundle_path(bundle: Any) -> Path:
 def build_dir_for(bundle: Any) -> Path:
     """The build directory of a bundle: ``BUNDLE/build`` if writable, else a cache directory
     ``$DYROOT_CACHE/builds/<hash>`` (default ``~/.cache/dyroot``)."""
+    from .bundle import bundle_hash, read_config
+
     path = _bundle_path(bundle)
+    read_config(path)  # a clear BundleError for anything that is not a bundle
     own = path / "build"
     if os.access(path, os.W_OK) or (own.is_dir() and os.access(own, os.W_OK)):
         return own
-    from .bundle import bundle_hash
-
     cache = Path(os.environ.get("DYROOT_CACHE", Path.home() / ".cache" / "dyroot"))
     return cache / "builds" / bundle_hash(path)[:16]
 
@@ -481,12 +482,12 @@ def build(
         'libdyroot.so'
     """
     path = _bundle_path(bundle)
+    info = _BundleInfo(path)
     bdir = Path(build_dir).resolve() if build_dir else build_dir_for(path)
     lib = bdir / LIBRARY_NAME
     if shutil.which("cmake") is None:
         msg = "cmake is not installed: `pip install cmake` or your system's package (cmake >= 3.16)"
         raise BuildError(msg)
-    info = _BundleInfo(path)
     sources = [p for p in CPP_DIR.iterdir() if p.suffix in (".hxx", ".cxx") or p.name == "CMakeLists.txt"]
     key = {
         "bundle_hash": info.hash,

@@ -34,7 +34,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["dyroot", "dyroot.*"]),
-    package_data={"dyroot": ["py.typed", "cpp/*.hxx", "cpp/*.cxx", "cpp/*.h", "data/*"]},
+    package_data={"dyroot": ["py.typed", "cpp/*.hxx", "cpp/*.cxx", "cpp/*.h", "cpp/CMakeLists.txt", "cpp/*.cmake", "data/*"]},
     install_requires=[
         "numpy>=1.24",
         # CPU machines: `pip install torch==2.13.0` first; CUDA users install their own build.

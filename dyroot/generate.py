@@ -14,7 +14,8 @@ Backends (all write the same file format):
     cuts, categories and the histogram accumulation (``index_add_`` into one
     float64 accumulator; unit increments are exact below 2^53 per bin) never
     leave it, and there is no host synchronisation inside the loop (no
-    ``.item()``, no boolean indexing: rejected events are routed to a dump cell).
+    ``.item()``, no boolean indexing: rejected events are routed to dump cells,
+    spread over 4096 addresses so that their atomic adds do not contend).
     Only one batch is alive at a time, so memory does not grow with N. The
     matmuls run in FP32 by default (``tf32=False``), the precision the parity
     tests validate; ``tf32=True`` trades ~1e-3 relative error in the matmuls for
@@ -266,46 +267,87 @@ def _torch_sampler(bundle: Any, device: str) -> Callable[[Any, Any], Any]:
     return sample
 
 
+#: Dump cells for rejected events on a GPU: spreading them avoids one hot atomic address.
+_DUMP_CELLS_CUDA = 4096
+
+
+def _fixed_grid(device: str) -> bool:
+    """Whether the torch loop runs fixed-shape grid batches with a validity mask (GPU)."""
+    return device.startswith("cuda")
+
+
 def _run_torch(plan: _Plan, bundle: Any, device: str, threads: int | None, progress: bool, *,
                tf32: bool, compile: bool) -> np.ndarray:
     torch = _import("torch")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    cuda = device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but torch sees no GPU; use --device cpu or a CUDA build of torch")
     sample = _torch_sampler(bundle, device)
-    cuda = device.startswith("cuda")
-    acc = torch.zeros(plan.size + 1, dtype=torch.float64, device=device)
+    fixed = _fixed_grid(device)
+    n_dump = _DUMP_CELLS_CUDA if fixed else 1
+    acc = torch.zeros(plan.size + n_dump, dtype=torch.float64, device=device)
     first, end, B = plan.first_event, plan.first_event + plan.n_events, plan.batch_size
+    n_fill = 2 * len(plan.binnings)
+    ones = torch.ones(n_fill * B, dtype=torch.float64, device=device)
+    dump = plan.size + (torch.arange(n_fill * B, device=device) % n_dump if fixed else torch.zeros(1, device=device))
+    dump = dump.to(torch.int64)
 
     def step(idx: Any, valid: Any) -> None:
         d = noise_at(plan.seed, idx, plan.dim)
         x = sample(d.normals, _context(plan, d.u_context, torch))
         ev = _event_columns(x, d.phill, torch)
         cells = _flat_indices(plan, ev, valid, torch)
-        acc.index_add_(0, cells, torch.ones_like(cells, dtype=torch.float64))
+        m = cells.shape[0]
+        cells = torch.where(cells == plan.size, dump[:m] if fixed else dump, cells)
+        acc.index_add_(0, cells, ones[:m])
 
-    fn = torch.compile(step, dynamic=False) if compile else step
+    fn = step
+    if compile:
+        fn = torch.compile(step, dynamic=False)
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
         stack.enter_context(_torch_threads(torch, threads))
         if cuda:
             stack.enter_context(_tf32(torch, tf32))
         bar = stack.enter_context(_progress(plan.n_events, progress, f"torch[{device}]"))
-        if cuda:
+        if fixed:
             # Fixed-shape grid batches with a validity mask: indices advance on the device, no host sync.
             lo_grid = (first // B) * B
             ar = torch.arange(B, device=device, dtype=torch.int64)
             base = torch.full((), lo_grid, dtype=torch.int64, device=device)
             for lo in range(lo_grid, end, B):
                 idx = base + ar
-                fn(idx, (idx >= first) & (idx < end))
+                fn = _call(fn, step, idx, (idx >= first) & (idx < end))
                 base += B
                 bar.update(min(end, lo + B) - max(first, lo))
-            torch.cuda.synchronize()
+            if cuda:
+                torch.cuda.synchronize()
         else:
             for lo, hi in batch_grid(first, plan.n_events, B):
-                fn(torch.arange(lo, hi, dtype=torch.int64), None)
+                fn = _call(fn, step, torch.arange(lo, hi, dtype=torch.int64), None)
                 bar.update(hi - lo)
     return acc[: plan.size].cpu().numpy()
+
+
+def _call(fn: Callable[..., None], eager: Callable[..., None], *args: Any) -> Callable[..., None]:
+    """Run one step. A compiled step compiles on its first call: if that fails, warn
+    and continue eagerly (nothing was accumulated yet); later errors propagate."""
+    if fn is eager or getattr(fn, "_dyroot_ok", False):
+        fn(*args)
+        return fn
+    try:
+        fn(*args)
+    except Exception as err:  # torch._dynamo / inductor errors have no common public base
+        import warnings
+
+        from .warnings import PerformanceWarning
+
+        warnings.warn(f"torch.compile of the generation step failed ({type(err).__name__}: {err}); "
+                      "running eagerly", PerformanceWarning, stacklevel=3)
+        eager(*args)
+        return eager
+    fn._dyroot_ok = True  # type: ignore[attr-defined]
+    return fn
 
 
 @contextlib.contextmanager
@@ -436,7 +478,8 @@ def generate_templates(
         templates = Templates.from_flat(flat, plan.binnings, plan.scheme.names)
     wall = time.perf_counter() - start
     prov = _provenance(plan, bundle, backend, device, threads, templates, wall, tf32=tf32)
-    prov.update({k: v for k, v in templates.provenance.items() if k not in prov})
+    prov["versions"] = {**(templates.provenance.get("versions") or {}), **prov["versions"]}
+    prov.update({k: v for k, v in templates.provenance.items() if k not in prov})  # e.g. the SOFIE build record
     templates.provenance = prov
     return templates
 

@@ -267,7 +267,7 @@ def run_benchmark(
     Args:
         bundle: the model bundle (default: :func:`default_bundle` in ``workdir``).
         events: generated events per backend (end to end).
-        sim_events: events written by the Pythia run.
+        sim_events: events written by the Pythia run (0: no Pythia run).
         backends: backends to measure.
         workdir: scratch and cache directory (default: a temporary directory).
         peak_gflops: fp32 peak of one core in GFLOP/s (default: :func:`cpu_info`).
@@ -299,8 +299,11 @@ def run_benchmark(
             say(f"{be}: the flow alone")
             inf = _spawn("inference", {"bundle": bundle, "backend": be}, timeout)
             out["backends"][be] = _backend_figures(gen, inf, peak)
-        say(f"simulate (Pythia, one job): {sim_events:,} events")
-        sim = _spawn("simulate", {"n_events": sim_events, "seed": 1, "workdir": str(workdir)}, timeout)
+        if sim_events > 0:
+            say(f"simulate (Pythia, one job): {sim_events:,} events")
+            sim = _spawn("simulate", {"n_events": sim_events, "seed": 1, "workdir": str(workdir)}, timeout)
+        else:
+            sim = {"error": "not run (sim_events = 0)"}
         if "error" not in sim:
             sim["events_per_s"] = sim["generated"] / sim["seconds"]
             sim["selected_per_s"] = sim["selected"] / sim["seconds"]

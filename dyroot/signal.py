@@ -255,6 +255,7 @@ def fit_signal_samples(
             head, _, tail = text.rpartition(":")
             items.append((head, float(tail)) if head and _is_number(tail) else (text, None))
     ROOT = import_root()
+    ROOT.RooMsgService.instance().setGlobalKillBelow(ROOT.RooFit.WARNING)
     points: dict[str, dict[float, DSCB]] = {}
     xsec: dict[str, dict[float, float]] = {}
     for path, mh_given in items:

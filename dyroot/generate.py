@@ -250,7 +250,6 @@ def _flat_indices(plan: _Plan, ev: Mapping[str, Any], valid: Any, xp: ModuleType
 
 
 def _torch_sampler(bundle: Any, device: str) -> Callable[[Any, Any], Any]:
-    torch = _import("torch")
     target = bundle if hasattr(bundle, "to") else getattr(bundle, "flow", None)
     if target is not None and hasattr(target, "to"):
         target.to(device)
@@ -263,7 +262,6 @@ def _torch_sampler(bundle: Any, device: str) -> Callable[[Any, Any], Any]:
     def sample(z: Any, c: Any) -> Any:
         return bundle.sample(z) if c is None else bundle.sample(z, c)
 
-    del torch
     return sample
 
 

@@ -141,6 +141,7 @@ def test_batch_grid():
     assert sum(hi - lo for lo, hi in batch_grid(3, 1000, 64)) == 1000
 
 
+@pytest.mark.sofie
 def test_sofie_backend(templates_bundle):
     try:
         from dyroot import rdf
@@ -212,3 +213,20 @@ def test_fixed_grid_loop_on_cpu(templates_bundle, monkeypatch):
         assert np.abs(grid.counts[name] - plain.counts[name]).sum() <= 2, name  # float32 GEMM rounding only
     assert grid.provenance["n_selected"]["inclusive"] == pytest.approx(plain.provenance["n_selected"]["inclusive"],
                                                                        abs=2)
+
+
+def test_conditional_bundle(request):
+    """A category-conditional model: the context is drawn from u_context (one-hot), the same on every backend."""
+    try:
+        path = request.getfixturevalue("tiny_conditional_bundle")
+    except pytest.FixtureLookupError:
+        pytest.skip("needs the model stage's tiny_conditional_bundle")
+    from dyroot.bundle import load_bundle
+
+    b = load_bundle(path)
+    assert b.config["context"]["kind"] == "category"
+    t = generate_templates(b, 20_000, 2, backend="torch", threads=1, batch_size=4096, progress=False)
+    o = generate_templates(b, 20_000, 2, backend="onnxruntime", batch_size=4096, progress=False)
+    assert t.provenance["context"]["kind"] == "category"
+    for name in t.names:
+        assert np.abs(t.counts[name] - o.counts[name]).sum() <= 2e-3 * t.counts[name].sum() + 4, name

@@ -73,6 +73,7 @@ def test_write_read_round_trip(rng, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["t.root"]  # no temporary left behind
 
 
+@pytest.mark.root
 def test_th1d_with_sumw2_in_root(rng, tmp_path):
     pytest.importorskip("ROOT")
     from dyroot._optional import import_root

@@ -78,6 +78,7 @@ __all__ = [
     "train_bundle",
     "train_ensemble",
     "split_indices",
+    "fit_flow",
 ]
 
 #: The default training pre-selection: looser than the analysis cuts (flows blur hard
@@ -315,9 +316,33 @@ def _evaluate(model: Any, y: Any, w: Any, c: Any, batch: int) -> float:
     return total / float(w.sum())
 
 
-def _fit(model: Any, data: dict[str, Any], cfg: TrainConfig, outdir: Path, *, resume: bool, progress: bool,
-         fingerprint: dict[str, Any], pause: float = 0.0) -> dict[str, Any]:
-    """The training loop; returns the state (best weights, history...)."""
+def fit_flow(model: Any, data: Mapping[str, Any], cfg: TrainConfig, outdir: str | os.PathLike[str], *,
+             resume: bool = False, progress: bool = True, fingerprint: Mapping[str, Any] | None = None,
+             pause: float = 0.0) -> dict[str, Any]:
+    """The training loop on prepared tensors (used by :func:`train_bundle`).
+
+    Args:
+        model: a ``FlowModel`` (its ``flow`` is trained; the pre-processing is fixed).
+        data: tensors on the training device: ``y_train``, ``w_train``, ``c_train`` and
+            ``y_val``, ``w_val``, ``c_val`` (standardised features [N, D], weights [N],
+            standardised context [N, C] or ``None``).
+        cfg: the training options.
+        outdir: where ``checkpoint.pt`` and ``losses.csv`` go.
+        resume: continue from ``outdir/checkpoint.pt`` if it exists.
+        progress: show progress bars.
+        fingerprint: what must match for a resume (data and options).
+        pause: seconds to sleep after each checkpoint (tests kill the process there).
+
+    Returns:
+        The final state: ``best_state`` (state dict of the best validation epoch),
+        ``best_epoch``, ``best_val``, ``epoch``, ``history``, ``stopped_early``.
+
+    Raises:
+        ConfigError: the checkpoint does not match ``fingerprint``.
+        InputError: the loss became non-finite.
+    """
+    outdir = Path(outdir)
+    fingerprint = dict(fingerprint or {})
     import torch
 
     ckpt_path = outdir / FILES["checkpoint"]
@@ -529,7 +554,7 @@ def train_bundle(
     fingerprint = {"flow": flow.to_dict(), "train": {k: v for k, v in train.to_dict().items() if k not in ("device", "threads")},
                    "n": int(len(x)), "sum_w": round(total_w, 9), "pre": [p.to_dict() for p in pre],
                    "source_sha256": (source or {}).get("sha256")}
-    state = _fit(model, data, train, outdir, resume=resume, progress=progress, fingerprint=fingerprint,
+    state = fit_flow(model, data, train, outdir, resume=resume, progress=progress, fingerprint=fingerprint,
                  pause=_pause_after_epoch)
 
     model.load_state_dict(state["best_state"])

@@ -192,6 +192,21 @@ def test_cli_train_then_export(tmp_path, toy_events_file, capsys):
     assert "--force" in capsys.readouterr().err
 
 
+def test_variables_context(tmp_path, toy_events):
+    """A user-variable context: stored with its standardisation, fed in its own units."""
+    ev = _subset(toy_events, 4000)
+    ev = dict(ev, njets=np.random.default_rng(2).poisson(1.5, len(ev["mll"])).astype(np.float64))
+    out = train_bundle(ev, tmp_path / "v", flow=TINY, train=TrainConfig(epochs=1, threads=1), context=["njets"],
+                       progress=False)
+    b = load_bundle(out)
+    assert b.context["kind"] == "variables" and b.context["names"] == ["njets"] and b.context_dim == 1
+    assert b.context["mean"][0] == pytest.approx(1.5, abs=0.1)  # Poisson(1.5): mean 1.5, error 0.02
+    x = b.sample(torch.randn(50, 5), torch.full((50, 1), 2.0))
+    assert torch.all(torch.isfinite(x))
+    with pytest.raises(Exception, match="njetz"):
+        train_bundle(ev, tmp_path / "w", flow=TINY, train=TrainConfig(epochs=1), context=["njetz"], progress=False)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_training(tmp_path, toy_events):
     out = train_bundle(_subset(toy_events, 4000), tmp_path / "cuda", flow=TINY,

@@ -190,8 +190,10 @@ def generate_distributed(
     Args:
         bundle: bundle directory (each worker loads it) or a loaded bundle (sent to the workers).
         n_events, seed, backend, device, threads, batch_size, first_event, binning, extra_variables:
-            as :func:`dyroot.generate.generate_templates` (``threads`` per shard).
-        output: the final templates file; shards go to ``<stem>.shards/`` beside it.
+            as :func:`dyroot.generate.generate_templates` (``threads`` per shard, default 1).
+        output: the final templates file; shards go to ``<stem>.shards/`` beside it. With a
+            remote scheduler, the output directory and the bundle must be on a file system
+            the workers share (absolute paths are sent).
         shards: number of shards (default: 4 per worker).
         scheduler: address of a running scheduler (``tcp://host:8786``); ``None``
             starts a LocalCluster on this machine.
@@ -213,6 +215,8 @@ def generate_distributed(
     from .generate import DEFAULT_BATCH_SIZE, _plan, resolve_bundle, resolve_extra_variables
 
     distributed = import_optional("distributed")
+    output = pathlib.Path(output).resolve()  # workers may run elsewhere: absolute paths (shared file system)
+    threads = threads or 1  # one process per core: one thread per shard unless asked otherwise
     kind = "cuda" if device.startswith("cuda") else "cpu"
     batch_size = int(batch_size or DEFAULT_BATCH_SIZE[kind])
     extra = resolve_extra_variables(extra_variables)
@@ -240,7 +244,7 @@ def generate_distributed(
         sel, cats = plan.selection.to_dict(), plan.scheme.to_list()
         bundle_hash = getattr(loaded, "hash", None)
         if isinstance(bundle, (str, os.PathLike)):
-            ref: Any = str(bundle)
+            ref: Any = str(pathlib.Path(bundle).resolve())
         elif type(loaded).__module__ == "dyroot.bundle" and hasattr(loaded, "path"):
             ref = str(loaded.path)  # workers load it from disk (shared file system) once each
         else:

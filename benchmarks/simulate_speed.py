@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from dyroot.io import read_events
 from dyroot.simulate import _make_pythia, _pythia_seed, preset_config, simulate

@@ -55,7 +55,6 @@ import json
 import os
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -376,7 +375,7 @@ def _muons_uproot(raw: Mapping[str, Any], plan: _Plan, bad: dict[str, np.ndarray
 
 
 def _finish(mu: dict[str, np.ndarray], raw: Mapping[str, Any], keep: np.ndarray, bad: dict[str, np.ndarray],
-            plan: _Plan, summary: ReadSummary, first_chunk: bool) -> dict[str, np.ndarray]:
+            plan: _Plan, summary: ReadSummary, state: dict[str, bool]) -> dict[str, np.ndarray]:
     """Units, ordering, dimuon columns, weight, category, selection for one chunk."""
     n = len(keep)
     if plan.units == "MeV":
@@ -411,8 +410,9 @@ def _finish(mu: dict[str, np.ndarray], raw: Mapping[str, Any], keep: np.ndarray,
             summary.nonfinite[key] = summary.nonfinite.get(key, 0) + int(b.sum())
             bad_any |= b
     good = keep & ~bad_any
-    if plan.check_units and first_chunk and good.any():
-        _check_units(ev["mu1_pt"][good], plan.units)
+    if plan.check_units and not state.get("units_checked") and good.any():
+        _check_units(ev["mu1_pt"][good], plan.units)  # on the first chunk that has events
+        state["units_checked"] = True
     if plan.category is not None:
         ns.update(ev)
         cat = np.broadcast_to(np.asarray(evaluate(plan.category, ns)), (n,))
@@ -478,7 +478,7 @@ def _flatten_raw(raw: dict[str, Any]) -> dict[str, Any]:
 def _iter_chunks(files: list[str], tree: str | None, plan: _Plan, step_size: Any, backend: str,
                  entry_stop: int | None, summary: ReadSummary) -> Iterator[dict[str, np.ndarray]]:
     mapping_names, other = _raw_names(plan)
-    first = True
+    state: dict[str, bool] = {}
     for path in files:
         summary.files.append(path)
         if backend == "rdataframe":
@@ -491,8 +491,7 @@ def _iter_chunks(files: list[str], tree: str | None, plan: _Plan, step_size: Any
             for mu, keep, bad, raw in iter_raw_rdf(path, tname, plan.mapping, sorted(other), avail, entry_stop,
                                                    summary):
                 summary.entries += len(keep)
-                yield _finish(mu, raw, keep, bad, plan, summary, first)
-                first = False
+                yield _finish(mu, raw, keep, bad, plan, summary, state)
             continue
         f = _open(path)
         tname = _pick_tree(f, path, tree, plan.mapping)
@@ -502,8 +501,7 @@ def _iter_chunks(files: list[str], tree: str | None, plan: _Plan, step_size: Any
             summary.entries += n
             bad: dict[str, np.ndarray] = {}
             mu, keep = _muons_uproot(raw, plan, bad, summary)
-            yield _finish(mu, raw, keep, bad, plan, summary, first)
-            first = False
+            yield _finish(mu, raw, keep, bad, plan, summary, state)
 
 
 def _make_plan(mapping: Any, units: str | None, weight: Any, category: str | None, selection: Any,

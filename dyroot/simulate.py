@@ -20,6 +20,15 @@ Physics
     reconstructed muons pass the :class:`~dyroot.features.Selection`, and gets its
     category from the :class:`~dyroot.features.CategoryScheme`.
 
+Output
+    TTree ``events``: ``mu1_*``/``mu2_*`` (``mu1`` the leading reconstructed muon; pt, eta,
+    phi float64, charge int32), ``mll, ptll, yll, costheta, phi_cs, phill`` (float64, computed by
+    :func:`dyroot.features.dimuon_from_muons` from the stored muons, so a reader recomputes them
+    bit-identically), ``category`` (int32), ``weight`` (float64, pb per event), ``mll_true``
+    (float64, the mass of the generator :math:`\gamma^*/Z` or H, GeV) and, with ``truth=True``,
+    ``mu1_pt_true``/``mu2_pt_true``. One TTree cluster per shard. ``TNamed dyroot_provenance``:
+    JSON of the configuration, seed, sizes, cross-sections, Pythia settings and seeds, versions.
+
 Generator mass window
     ``mass_window`` sets ``PhaseSpace:mHatMin/Max`` (the :math:`\gamma^*/Z` mass).
     The default :data:`DEFAULT_MASS_WINDOW` was chosen with

@@ -434,6 +434,7 @@ def _variance_curve(xs: Sequence[np.ndarray], edges: np.ndarray, grid: np.ndarra
     """Pooled chunk variances of the bin fractions of members ``xs`` at each size of ``grid``."""
     k = len(xs)
     n_min = min(len(x) for x in xs)
+    xs = [x[:n_min] for x in xs]  # every member contributes the same chunks
     frac = np.concatenate([_chunk_fractions(x, edges, n_min) for x in xs]).mean(axis=0)
     a_b = frac * (1.0 - frac)
     var, wts, m_of = np.empty(len(grid)), np.empty(len(grid)), np.empty(len(grid))

@@ -89,6 +89,14 @@ class ValidationConfig:
         streams: run the stream checks.
         spurious: run the spurious-signal uncertainty split (needs RooFit).
         lumi_fb: the luminosity in fb^-1 the spurious-signal test scales templates to.
+        spurious_functions: candidate background functions scanned on the nominal
+            template (names or families of :mod:`dyroot.functions`); the chosen one per
+            category is then fitted to the ensemble's and the training sample's templates.
+        spurious_masses: Higgs masses of the scan, GeV (default 120-130 GeV in 0.5 GeV steps).
+        spurious_categories: restrict the split to these categories (``None``: all).
+        spurious_workers: processes of the RooFit scan.
+        template_events: events (before cuts) of the nominal template generated for the
+            spurious-signal split when no templates file is given (default ``n_generate``).
         device: torch device of the generation.
         batch_size: events per generation batch.
     """
@@ -109,6 +117,11 @@ class ValidationConfig:
     streams: bool = True
     spurious: bool = True
     lumi_fb: float = 140.0
+    spurious_functions: tuple[str, ...] = ("Epoly2", "Epoly3", "Bernstein3", "Power1", "CoreEpoly1")
+    spurious_masses: tuple[float, ...] = tuple(120.0 + 0.5 * i for i in range(21))
+    spurious_categories: tuple[str, ...] | None = None
+    spurious_workers: int = 1
+    template_events: int | None = None
     device: str = "cpu"
     batch_size: int = 65_536
 

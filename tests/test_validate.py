@@ -191,3 +191,26 @@ def test_cli_on_tiny_bundle(tiny_bundle, toy_events_file, tmp_path):
     assert data["inputs"]["n_generated"] == 30_000 and data["inputs"]["training"]["n_training"] > 1000
     assert (out / "index.html").is_file()
     assert main(["validate", *argv]) == 2  # the report exists: refused at once without --force
+
+
+@pytest.mark.root
+@pytest.mark.slow
+def test_spurious_split_with_perfect_ensemble(toy_samples):
+    """The S_spur uncertainty split: a perfect ensemble has no model uncertainty beyond its statistics."""
+    pytest.importorskip("ROOT")
+    from dyroot.validate import run_validation
+
+    cfg = _config(streams=False, classifier=False, spurious=True, spurious_categories=("central_lowpt",),
+                  spurious_masses=(120.0, 125.0, 130.0), spurious_functions=("Epoly2",), ensemble_events=100_000,
+                  template_events=200_000)
+    res = run_validation(ToyBundle(), toy_samples["ref"], training=toy_samples["train"],
+                         ensemble=[ToyBundle() for _ in range(4)], config=cfg)
+    d = res.spurious["per_category"]["central_lowpt"]
+    assert d["function"] == "Epoly2" and d["n_members_fitted"] == 4
+    # Members are exact samplers: their spread is their own template statistics; sigma_model = 0 within 3 sigma.
+    assert d["sigma_model"] < 3 * d["sigma_model_err"]
+    # Delta_MC of a template scales as 1/sqrt(N): members have half the nominal's events.
+    assert np.mean(d["member_delta_mc"]) == pytest.approx(d["delta_mc"] * np.sqrt(2.0), rel=0.15)
+    # The training-size sample (~2e4 events in all categories) has a much larger statistical part.
+    assert d["delta_mc_train"] > 1.5 * d["delta_mc"]
+    assert res.spurious["rows"][0][0] == "central_lowpt"

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--templates", default=None, help="templates file of this bundle (`dyroot generate`)")
     parser.add_argument("--events", "-n", type=_count, default=200_000,
                         help="events to generate for the checks, before cuts (default 2e5)")
+    parser.add_argument("--template-events", type=_count, default=None,
+                        help="events of the nominal template generated for the spurious-signal split when no "
+                             "--templates is given (default: --events)")
     parser.add_argument("--ensemble-events", type=_count, default=200_000,
                         help="events per ensemble member, before cuts (default 2e5)")
     parser.add_argument("--seed", type=int, default=1, help="stream seed of the generated events (default 1)")
@@ -72,6 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classifier-epochs", type=int, default=20, help="classifier epochs (default 20)")
     parser.add_argument("--no-streams", action="store_true", help="skip the stream and shard checks")
     parser.add_argument("--no-spurious", action="store_true", help="skip the spurious-signal uncertainty split")
+    parser.add_argument("--spurious-functions", default=None, metavar="F[,F...]",
+                        help="candidate functions scanned on the nominal template "
+                             "(default Epoly2,Epoly3,Bernstein3,Power1,CoreEpoly1)")
+    parser.add_argument("--workers", type=int, default=1, help="processes of the RooFit scan (default 1)")
     parser.add_argument("--device", default="cpu", help="torch device for generation (cpu or cuda)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--force", action="store_true", help="replace an existing report folder")
@@ -89,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
     if bundle is None:
         raise ConfigError("no model bundle given: `dyroot validate BUNDLE --reference HELDOUT.root --output DIR`")
     check_output(args.output, force=args.force)
-    cfg = ValidationConfig(n_generate=args.events, seed=args.seed, alpha=args.alpha, classifier=not args.no_classifier,
+    extra: dict[str, Any] = {"spurious_workers": args.workers, "template_events": args.template_events}
+    if args.spurious_functions:
+        extra["spurious_functions"] = tuple(f.strip() for f in args.spurious_functions.split(",") if f.strip())
+    cfg = ValidationConfig(**extra, n_generate=args.events, seed=args.seed, alpha=args.alpha, classifier=not args.no_classifier,
                            classifier_epochs=args.classifier_epochs, n_quantiles=args.quantiles,
                            region_width=args.region_width, ensemble_events=args.ensemble_events,
                            spurious=not args.no_spurious, streams=not args.no_streams, lumi_fb=args.lumi, device=args.device)

@@ -181,11 +181,11 @@ class TemplateFit:
         tag: a name unique in the process (category), used for RooFit object names.
 
     Example:
-        >>> # doctest: +SKIP
-        >>> tf = TemplateFit(edges, counts, sumw2, get_function("Epoly3"), DSCB(124.9, 2.5, 1.5, 3, 1.6, 10))
-        >>> b = tf.fit_background()
-        >>> r = tf.fit_signal(mh=125.0)
-        >>> r.values["n_sig"], r.errors["n_sig"]
+        >>> shape = DSCB(124.9, 2.5, 1.5, 3.0, 1.6, 10.0)  # doctest: +SKIP
+        >>> tf = TemplateFit(edges, counts, sumw2, get_function("Epoly3"), shape)  # doctest: +SKIP
+        >>> b = tf.fit_background()  # doctest: +SKIP
+        >>> r = tf.fit_signal(shape)  # doctest: +SKIP
+        >>> r.values["n_sig"], r.errors["n_sig"], tf.asimov_delta_s(shape)  # doctest: +SKIP
     """
 
     def __init__(self, edges: np.ndarray, counts: np.ndarray, sumw2: np.ndarray, function: BackgroundFunction,

@@ -20,11 +20,10 @@ Units run as ``(category, function)`` tasks on a pool of ``spawn`` processes (ea
 ROOT itself); ``workers=1`` runs in this process.
 
 Example:
-    >>> # doctest: +SKIP
-    >>> from dyroot.scan import spurious_signal
-    >>> result = spurious_signal("templates.root", lumi_fb=139.0, workers=2)
-    >>> print(result.table())
-    >>> result.write("spurious_out")
+    >>> from dyroot.scan import spurious_signal  # doctest: +SKIP
+    >>> result = spurious_signal("templates.root", lumi_fb=139.0, workers=2)  # doctest: +SKIP
+    >>> print(result.table())  # doctest: +SKIP
+    >>> result.write("spurious_out")  # doctest: +SKIP
 """
 
 from __future__ import annotations

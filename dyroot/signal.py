@@ -24,7 +24,7 @@ Example:
     >>> model = SignalModel.default(["central_lowpt"])
     >>> p = model.at("central_lowpt", 127.0)
     >>> round(p.mean, 3), round(p.sigma, 4)
-    (126.9, 2.5)
+    (126.9, 2.54)
 """
 
 from __future__ import annotations

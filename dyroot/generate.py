@@ -66,7 +66,7 @@ from .features import (
     Selection,
     muons_from_dimuon,
 )
-from .random import NOISE_TAG, choose_category, noise_at
+from .random import NOISE_TAG, category_edges, choose_category, noise_at
 from .templates import Templates, bin_index, histogram_names
 
 __all__ = [
@@ -209,15 +209,16 @@ def _plan(bundle: Any, n_events: int, seed: int, first_event: int, binning: Binn
                  (binning, *resolve_extra_variables(extra)), ctx, int(batch_size))
 
 
-def _context(plan: _Plan, u: Any, xp: ModuleType) -> Any:
+def _context(plan: _Plan, u: Any, xp: ModuleType, edges: Any = None) -> Any:
+    """One-hot category context from the context draw (no host sync on a GPU)."""
     if plan.context is None:
         return None
     fractions = plan.context["fractions"]
-    c = choose_category(u, fractions, xp=xp)
+    c = choose_category(u, fractions, xp=xp, edges=edges)
     k = len(fractions)
     if xp is np:
         return np.eye(k, dtype=np.float32)[c]
-    return xp.nn.functional.one_hot(c, k).to(xp.float32)
+    return (c[:, None] == xp.arange(k, device=c.device)).to(xp.float32)
 
 
 def _event_columns(x: Any, phill: Any, xp: ModuleType) -> dict[str, Any]:
@@ -289,10 +290,12 @@ def _run_torch(plan: _Plan, bundle: Any, device: str, threads: int | None, progr
     ones = torch.ones(n_fill * B, dtype=torch.float64, device=device)
     dump = plan.size + (torch.arange(n_fill * B, device=device) % n_dump if fixed else torch.zeros(1, device=device))
     dump = dump.to(torch.int64)
+    edges = None if plan.context is None else torch.tensor(
+        category_edges(plan.context["fractions"]), dtype=torch.float64, device=device)
 
     def step(idx: Any, valid: Any) -> None:
         d = noise_at(plan.seed, idx, plan.dim)
-        x = sample(d.normals, _context(plan, d.u_context, torch))
+        x = sample(d.normals, _context(plan, d.u_context, torch, edges))
         ev = _event_columns(x, d.phill, torch)
         cells = _flat_indices(plan, ev, valid, torch)
         m = cells.shape[0]

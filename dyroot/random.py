@@ -90,6 +90,7 @@ __all__ = [
     "uniforms",
     "noise",
     "noise_at",
+    "category_edges",
     "choose_category",
 ]
 
@@ -393,7 +394,31 @@ def noise(
     return noise_at(seed, _index(first_event, n, xp, device), dim)
 
 
-def choose_category(u_context: Any, fractions: Any, *, xp: ModuleType = np) -> Any:
+def category_edges(fractions: Any) -> list[float]:
+    """Cumulative category fractions, normalised, accumulated left to right in double
+    (as the C++ twin), the last one ``inf`` so that no event is left without a category.
+
+    Raises:
+        ValueError: if a fraction is negative or non-finite, or all are zero.
+
+    Example:
+        >>> category_edges([1.0, 2.0, 1.0])
+        [0.25, 0.75, inf]
+    """
+    f = np.asarray(fractions, dtype=np.float64)
+    if f.ndim != 1 or f.size == 0 or np.any(f < 0) or not f.sum() > 0 or not np.all(np.isfinite(f)):
+        msg = f"category fractions {f.tolist()} must be finite, non-negative and not all zero"
+        raise ValueError(msg)
+    cum, acc = [], 0.0
+    total = math.fsum(f.tolist())
+    for x in f.tolist():
+        acc += x / total
+        cum.append(acc)
+    cum[-1] = math.inf
+    return cum
+
+
+def choose_category(u_context: Any, fractions: Any, *, xp: ModuleType = np, edges: Any = None) -> Any:
     """Category index of each event from its context draw: the first ``c`` with
     ``u < cumsum(fractions)[c]`` (fractions are normalised to sum 1 first).
 
@@ -401,6 +426,8 @@ def choose_category(u_context: Any, fractions: Any, *, xp: ModuleType = np) -> A
         u_context: ``[n]`` uniforms from :func:`noise`.
         fractions: category fractions (any positive scale).
         xp: ``numpy`` or ``torch``.
+        edges: :func:`category_edges` already on the device of ``u_context`` (a
+            torch tensor), to avoid a host-to-device copy per batch.
 
     Returns:
         ``[n]`` int64 indices in ``[0, len(fractions))``.
@@ -413,18 +440,9 @@ def choose_category(u_context: Any, fractions: Any, *, xp: ModuleType = np) -> A
         >>> choose_category(np.array([0.1, 0.5, 0.99]), [0.25, 0.5, 0.25]).tolist()
         [0, 1, 2]
     """
-    f = np.asarray(fractions, dtype=np.float64)
-    if f.ndim != 1 or f.size == 0 or np.any(f < 0) or not f.sum() > 0 or not np.all(np.isfinite(f)):
-        msg = f"category fractions {f.tolist()} must be finite, non-negative and not all zero"
-        raise ValueError(msg)
-    # Accumulate in plain Python floats, left to right, as the C++ twin does.
-    cum, acc = [], 0.0
-    total = math.fsum(f.tolist())
-    for x in f.tolist():
-        acc += x / total
-        cum.append(acc)
-    cum[-1] = math.inf  # rounding of the sum never leaves an event without a category
     if _is_torch(xp):
-        edges = xp.tensor(cum, dtype=xp.float64, device=u_context.device)
+        if edges is None:
+            edges = xp.tensor(category_edges(fractions), dtype=xp.float64, device=u_context.device)
         return xp.searchsorted(edges, u_context.contiguous(), right=True)
-    return np.searchsorted(np.asarray(cum), u_context, side="right").astype(np.int64)
+    cum = np.asarray(category_edges(fractions) if edges is None else edges)
+    return np.searchsorted(cum, u_context, side="right").astype(np.int64)

@@ -403,13 +403,13 @@ def _fidelity(gen: dict[str, np.ndarray], ref: dict[str, np.ndarray], scheme: Ca
 
     regions = [("inclusive", None)] + [(name, i) for i, name in enumerate(scheme.names)]
     comparisons = []
+    skipped: dict[str, tuple[int, int]] = {}
     for var in cfg.variables:
         for rname, idx in regions:
             mg = np.ones(len(gen["mll"]), bool) if idx is None else gen["category"] == idx
             mr = np.ones(len(ref["mll"]), bool) if idx is None else ref["category"] == idx
             if mg.sum() < 20 or mr.sum() < 20:
-                notes.append(f"fidelity: {var} in {rname} skipped ({int(mg.sum())} generated, {int(mr.sum())} "
-                             "reference events; at least 20 each are needed)")
+                skipped[rname] = (int(mg.sum()), int(mr.sum()))
                 continue
             edges = fidelity_binning(var, ref[var][mr], sel, category=idx is not None)
             cg, sg = _hist(gen[var][mg], None, edges)
@@ -420,6 +420,8 @@ def _fidelity(gen: dict[str, np.ndarray], ref: dict[str, np.ndarray], scheme: Ca
                                 "counts_ref": cr, "sumw2_ref": sr, "n_gen": int(mg.sum()), "n_ref": int(mr.sum()),
                                 "chi2": chi, "ks": ks})
     out["comparisons"] = comparisons
+    for rname, (ng, nr) in skipped.items():
+        notes.append(f"fidelity: {rname} not compared ({ng} generated, {nr} reference events; at least 20 each needed)")
     k = len(scheme.names)
     cg = np.bincount(gen["category"][gen["category"] >= 0], minlength=k).astype(np.float64)
     wr = ref["weight"]
@@ -548,9 +550,15 @@ def _streams(bundle: Any, gen_all: dict[str, np.ndarray], sel: Selection, cfg: V
                        for k in range(m)])
     out["shard_histograms"] = {"edges": edges, "counts": shards}
     out["shard_correlation"] = shard_correlation(shards)
-    again = generate_events(bundle, size, cfg.seed, batch_size=cfg.batch_size, device=cfg.device)
-    first = {k: v[:size] for k, v in gen_all.items()}
-    out["rerun_events"] = bitwise_equal({c: first[c] for c in FLOW_FEATURES}, {c: again[c] for c in FLOW_FEATURES})
+    # The same key and the same batch grid must give the same events bit for bit: redo the first batch.
+    nb = min(n, cfg.batch_size)
+    again = generate_events(bundle, nb, cfg.seed, batch_size=cfg.batch_size, device=cfg.device)
+    out["rerun_events"] = bitwise_equal({c: gen_all[c][:nb] for c in FLOW_FEATURES}, {c: again[c] for c in FLOW_FEATURES})
+    # Information: float32 matrix products may depend on the batch size (BLAS blocking), which is why
+    # every backend generates on a fixed global batch grid. Count how many values move.
+    other = generate_events(bundle, min(nb, 4096), cfg.seed, batch_size=max(1, min(nb, 4096) // 3), device=cfg.device)
+    out["batch_size_dependence"] = bitwise_equal({c: gen_all[c][: len(other["mll"])] for c in FLOW_FEATURES},
+                                                 {c: other[c] for c in FLOW_FEATURES})
     # Template path: the same seed twice, and two shards merged against one run.
     nt = max(2 * 4096, (n // 10) // 8192 * 8192)
     half = nt // 2

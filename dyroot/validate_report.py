@@ -313,6 +313,10 @@ def streams_section(res: Any) -> Section:
             ["same key, same noise (bit for bit)", n.reproducible.identical, ""],
             ["flow-level shard correlation rho (m_mumu)", format_value(fc.rho, fc.rho_err), f"p = {_p(fc.p_value)}"],
             ["same key, same generated events (bit for bit)", s["rerun_events"].identical, ""]]
+    if "batch_size_dependence" in s:
+        bd = s["batch_size_dependence"]
+        rows.append(["information: another batch size, values that differ", f"{bd.n_different} of {bd.n_values}",
+                     f"max |diff| {bd.max_abs_diff:.2g} (float32 BLAS blocking; backends use a fixed batch grid)"])
     if "template_rerun" in s:
         rows.append([f"same key, same templates ({s['template_events']} events)", s["template_rerun"].identical, ""])
         rows.append(["two shards merged = one run (bit for bit)", s["template_shards"].identical, ""])

@@ -21,6 +21,10 @@ What is measured, per core
     * the **ratio per selected event in 110-160 GeV** of the fastest generator to
       Pythia (target >= 100).
 
+    Rates are per CPU-second of the single thread (``time.process_time``): that is
+    the core's time, and it hardly depends on other jobs sharing the machine; the
+    wall-clock rates are in the JSON as well.
+
 The fp32 peak of one core is ``clock x FLOP/cycle``: 32 FLOP/cycle (two 256-bit
 FMA pipes: AVX2, and AMD Zen 4's AVX-512 which runs on them) or 64 (Intel cores with
 two 512-bit FMA units; assumed for Intel + AVX-512), 16 without FMA. The clock is
@@ -132,21 +136,24 @@ def _worker_generate(bundle: str, backend: str, n_events: int, seed: int) -> dic
     b = resolve_bundle(bundle)
     batch = int(b.config.get("sofie_batch", 8192)) if backend == "sofie" else 8192
     generate_templates(b, 4 * batch, seed + 1, backend=backend, threads=1, progress=False)  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     t = generate_templates(b, n_events, seed, backend=backend, threads=1, progress=False)
-    wall = time.perf_counter() - t0
-    return {"events": n_events, "seconds": wall, "selected": int(t.provenance["n_selected"]["inclusive"])}
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"events": n_events, "seconds": wall, "cpu_seconds": cpu,
+            "selected": int(t.provenance["n_selected"]["inclusive"])}
 
 
 def _best_rate(fn: Any, batch: int, seconds: float = 1.5) -> float:
+    """Events per CPU-second of the fastest of repeated calls (one thread: CPU time is
+    the core's time, insensitive to other jobs sharing the machine)."""
     fn()
     best, start, n = float("inf"), time.perf_counter(), 0
     while time.perf_counter() - start < seconds or n < 3:
-        t0 = time.perf_counter()
+        c0 = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - c0)
         n += 1
-    return batch / best
+    return batch / max(best, 1e-9)
 
 
 def _worker_inference(bundle: str, backend: str) -> dict[str, Any]:
@@ -200,7 +207,8 @@ def _worker_simulate(n_events: int, seed: int, workdir: str) -> dict[str, Any]:
         mll = f["events"]["mll"].array(library="np")
     path.unlink(missing_ok=True)
     in_window = int(np.count_nonzero((mll >= 110.0) & (mll < 160.0)))
-    return {"generated": r.n_generated, "written": r.n_selected, "seconds": r.seconds, "selected": in_window}
+    return {"generated": r.n_generated, "written": r.n_selected, "seconds": r.seconds,
+            "cpu_seconds": r.cpu_seconds, "selected": in_window}
 
 
 def _spawn(kind: str, args: Mapping[str, Any], timeout: float) -> dict[str, Any]:
@@ -307,12 +315,19 @@ def run_benchmark(
         if "error" not in sim:
             sim["events_per_s"] = sim["generated"] / sim["seconds"]
             sim["selected_per_s"] = sim["selected"] / sim["seconds"]
+            sim["events_per_cpu_s"] = sim["generated"] / sim["cpu_seconds"]
+            sim["selected_per_cpu_s"] = sim["selected"] / sim["cpu_seconds"]
         out["simulate"] = sim
-        rates = {k: v["selected_per_s"] for k, v in out["backends"].items() if v.get("selected_per_s")}
-        if rates and sim.get("selected_per_s"):
+        # The ratio on CPU time: one thread each, so CPU-seconds are core-seconds, and the
+        # figure does not depend on how busy the machine was; the wall-clock ratio is kept too.
+        rates = {k: v["selected_per_cpu_s"] for k, v in out["backends"].items() if v.get("selected_per_cpu_s")}
+        walls = {k: v["selected_per_s"] for k, v in out["backends"].items() if v.get("selected_per_s")}
+        if rates and sim.get("selected_per_cpu_s"):
             best = max(rates, key=rates.__getitem__)
-            out["ratio_selected"] = {"backend": best, "ratio": rates[best] / sim["selected_per_s"], "target": 100.0,
-                                     "per_backend": {k: r / sim["selected_per_s"] for k, r in rates.items()}}
+            out["ratio_selected"] = {
+                "backend": best, "ratio": rates[best] / sim["selected_per_cpu_s"], "target": 100.0, "basis": "cpu time",
+                "per_backend": {k: r / sim["selected_per_cpu_s"] for k, r in rates.items()},
+                "per_backend_wall": {k: r / sim["selected_per_s"] for k, r in walls.items()}}
         out["load_average_after"] = _loadavg()
         return out
     finally:
@@ -344,6 +359,9 @@ def _backend_figures(gen: Mapping[str, Any], inf: Mapping[str, Any], peak: float
     else:
         fig.update(events_per_s=gen["events"] / gen["seconds"], selected_per_s=gen["selected"] / gen["seconds"],
                    selected_fraction=gen["selected"] / gen["events"], seconds=gen["seconds"])
+        if gen.get("cpu_seconds"):
+            fig.update(events_per_cpu_s=gen["events"] / gen["cpu_seconds"],
+                       selected_per_cpu_s=gen["selected"] / gen["cpu_seconds"], cpu_seconds=gen["cpu_seconds"])
     if "error" in inf:
         fig["inference_error"] = inf["error"]
     else:
@@ -372,6 +390,7 @@ def format_table(result: Mapping[str, Any]) -> str:
         f"load average {result.get('load_average')} -> {result.get('load_average_after')}",
         f"model: {result.get('model')}  ({result['events']:,} events per backend)",
         "",
+        "rates per CPU-second of one thread (= per core; wall-clock rates in the JSON); flow ev/s: the flow alone",
         f"{'backend':<13}{'events/s':>12}{'selected/s':>12}{'sel. frac':>10}{'flow ev/s':>12}"
         f"{'GEMM FLOP/ev':>13}{'flow % peak':>12}{'GEMM % peak':>12}{'x Pythia':>10}",
     ]
@@ -381,7 +400,8 @@ def format_table(result: Mapping[str, Any]) -> str:
             lines.append(f"{name:<13}  unavailable: {f['error']}")
             continue
         lines.append(
-            f"{name:<13}{_fmt(f.get('events_per_s')):>12}{_fmt(f.get('selected_per_s')):>12}"
+            f"{name:<13}{_fmt(f.get('events_per_cpu_s', f.get('events_per_s'))):>12}"
+            f"{_fmt(f.get('selected_per_cpu_s', f.get('selected_per_s'))):>12}"
             f"{_fmt(f.get('selected_fraction'), '.3f'):>10}{_fmt(f.get('flow_events_per_s')):>12}"
             f"{_fmt(f.get('gemm_flops_per_event')):>13}{_fmt(_pct(f.get('flow_fraction_of_peak')), '.1f'):>12}"
             f"{_fmt(_pct(f.get('gemm_fraction_of_peak')), '.1f'):>12}{_fmt(ratios.get(name), '.0f'):>10}")
@@ -391,14 +411,16 @@ def format_table(result: Mapping[str, Any]) -> str:
     if "error" in sim:
         lines.append(f"{'simulate':<13}  unavailable: {sim['error']}")
     else:
-        lines.append(f"{'simulate':<13}{_fmt(sim.get('events_per_s')):>12}{_fmt(sim.get('selected_per_s')):>12}"
+        lines.append(f"{'simulate':<13}{_fmt(sim.get('events_per_cpu_s', sim.get('events_per_s'))):>12}"
+                     f"{_fmt(sim.get('selected_per_cpu_s', sim.get('selected_per_s'))):>12}"
                      f"{_fmt(sim['selected'] / sim['generated'], '.3f'):>10}   (Pythia 8, one job; selected = "
                      "analysis cuts and 110-160 GeV)")
     r = result.get("ratio_selected")
     if r:
         verdict = "meets" if r["ratio"] >= r["target"] else "MISSES"
+        wall = (r.get("per_backend_wall") or {}).get(r["backend"])
         lines.append(f"\nper selected event in 110-160 GeV: {r['backend']} is {r['ratio']:,.0f}x Pythia per core "
-                     f"({verdict} the >= {r['target']:.0f}x target)")
+                     f"({verdict} the >= {r['target']:.0f}x target; wall clock: {_fmt(wall, ',.0f')}x)")
     return "\n".join(lines)
 
 

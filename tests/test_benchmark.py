@@ -22,10 +22,11 @@ def test_gemm_flops_known_answer(standin_bundle):
 
 
 def test_figures_and_table():
-    gen = {"events": 1000, "seconds": 0.5, "selected": 400}
+    gen = {"events": 1000, "seconds": 0.5, "cpu_seconds": 0.25, "selected": 400}
     inf = {"rate": 10_000.0, "gemm_flops_per_event": 1e5, "gemm_seconds_per_event": 2e-6, "batch": 256}
     f = _backend_figures(gen, inf, peak=100.0)
     assert f["events_per_s"] == 2000.0 and f["selected_per_s"] == 800.0 and f["selected_fraction"] == 0.4
+    assert f["events_per_cpu_s"] == 4000.0 and f["selected_per_cpu_s"] == 1600.0  # per CPU-second
     assert f["flow_fraction_of_peak"] == pytest.approx(1e5 * 1e4 * 1e-9 / 100.0)  # FLOP/ev x ev/s / peak
     assert f["gemm_fraction_of_peak"] == pytest.approx(1e5 / 2e-6 * 1e-9 / 100.0)
     result = {"cpu": cpu_info(), "peak_gflops_per_core": 100.0, "events": 1000, "backends": {"sofie": f,
@@ -33,6 +34,7 @@ def test_figures_and_table():
               "events_per_s": 100.0, "selected_per_s": 8.0},
               "ratio_selected": {"backend": "sofie", "ratio": 100.0, "target": 100.0, "per_backend": {"sofie": 100.0}}}
     text = format_table(result)
+    assert "4,000" in text  # the table shows the per-CPU-second rate
     assert "sofie" in text and "unavailable: no torch" in text and "100x Pythia" in text and "meets" in text
 
 

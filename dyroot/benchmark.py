@@ -266,7 +266,7 @@ def default_bundle(workdir: str | os.PathLike[str], *, train_events: int = 40_00
 
 
 def run_benchmark(
-    bundle: str | os.PathLike[str] | None = None, *, events: int = 200_000, sim_events: int = 3000,
+    bundle: str | os.PathLike[str] | None = None, *, events: int = 200_000, sim_events: int = 20_000,
     backends: Sequence[str] = BENCH_BACKENDS, workdir: str | os.PathLike[str] | None = None,
     peak_gflops: float | None = None, progress: bool = True, timeout: float = 900.0,
 ) -> dict[str, Any]:

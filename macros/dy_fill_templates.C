@@ -70,7 +70,8 @@ int dy_fill_templates(const char *bundle = "model", ULong64_t nEvents = 1000000,
       mll.lo = lo;
       mll.hi = hi;
       const std::vector<dyroot::HistSpec> specs = {mll};
-      dyroot::TemplateResult result = gen.FillTemplates(nEvents, seed, firstEvent, specs, "events");
+      const bool progress = nEvents >= 10000000;  // ROOT's progress bar for long runs
+      dyroot::TemplateResult result = gen.FillTemplates(nEvents, seed, firstEvent, specs, "events", progress);
       std::cout << "dy_fill_templates: " << result.nSelected[0] << " events selected in " << result.seconds << " s ("
                 << nEvents / result.seconds << " events/s on " << result.threads << " threads)\n";
 

@@ -247,6 +247,12 @@ def test_errors(tiny_bundle):
 
 def test_benchmark_reports(tiny_bundle):
     out = rdf.benchmark(tiny_bundle, 20_000, threads=(1,), methods=("events",), n_batches=5, repeat=1)
-    assert out["gemm_flops_per_event"] > 0 and out["inference_events_per_s"] > 0
+    assert out["gemm_flops_per_event"] > 0 and out["inference_events_per_cpu_s"] > 0
     assert out["loops"][0]["events_per_s"] > 0
     json.dumps(out)  # JSON-able
+
+
+def test_progress_report(tiny_bundle, capfd):
+    rdf.fill_templates(tiny_bundle, 5_000, 1, threads=1, progress=True)
+    err = capfd.readouterr().err
+    assert "dyroot: 100.0%" in err and "events/s" in err

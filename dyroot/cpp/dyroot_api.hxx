@@ -90,8 +90,10 @@ public:
 
    /// Book every template on one RDataFrame and run one event loop (RunGraphs).
    /// \param method "events" (one event per entry) or "batches" (RVec columns).
+   /// \param progress show ROOT's RDataFrame progress bar (events, rate) on stdout.
    virtual TemplateResult FillTemplates(ULong64_t n, ULong64_t seed, ULong64_t first,
-                                        const std::vector<HistSpec> &specs, const std::string &method) const = 0;
+                                        const std::vector<HistSpec> &specs, const std::string &method,
+                                        bool progress = false) const = 0;
    /// The provenance JSON of a templates file (COMMON.md section 5) for a result of FillTemplates.
    virtual std::string ProvenanceJson(const TemplateResult &result, ULong64_t n, ULong64_t seed, ULong64_t first,
                                       const std::vector<HistSpec> &specs, const std::string &extraJson) const = 0;
@@ -106,8 +108,10 @@ public:
                          float *flow) const = 0;
    /// Run the flow alone on `noise` (n x dim floats, n a multiple of BatchSize()) into `out` (n x dim).
    virtual void Infer(const float *noise, const float *context, ULong64_t n, float *out) const = 0;
-   /// Seconds per batch of: the whole inference, and the Gemm calls of the model alone
-   /// (the same shapes through the same BLAS), best of `repeat` runs of `nBatches` batches.
+   /// CPU seconds (of the calling thread) per batch, best of `repeat` runs of `nBatches`
+   /// batches, of: {the flow inference, the model's Gemm calls alone (the same shapes and
+   /// flags through the same BLAS), the random draws, a whole batch (draws + flow + muons +
+   /// selection + category)}, followed by the Gemm FLOPs of one batch.
    virtual std::vector<double> BenchmarkInference(unsigned nBatches, unsigned repeat) const = 0;
 };
 

@@ -25,8 +25,9 @@ Warning:
       likelihood is exactly Poisson in the bin expectations (no integral over the range
       enters); the signal is normalised to the sum of its bins (:func:`~dyroot.signal.dscb_bin_fractions`),
       so :math:`N_S` is the number of signal events in the binned range;
-    * the likelihood is offset per bin (``Offset="bin"``) and Minuit2's function
-      precision is set to ``FitOptions.precision``;
+    * the likelihood is offset per bin (``Offset="bin"``; ``"initial"`` when a bin is empty,
+      as RooFit's per-bin offset is then NaN) and Minuit2's function precision is set to
+      ``FitOptions.precision``;
     * Minuit2's HESSE still scatters by up to ~10 % on these likelihoods (measured against
       the Fisher information: 0.91-1.00 for 1e6-1e9 events, depending on strategy and
       precision), so after a converged MIGRAD + HESSE (status and covariance quality
@@ -100,7 +101,8 @@ class FitResult:
     """The numbers of one fit (pure Python, picklable).
 
     Attributes:
-        ok: converged (migrad status 0, HESSE status 0, covQual >= the minimum, finite errors).
+        ok: converged (migrad status 0, or 1 with EDM < 1e-3; HESSE status 0; covQual >= the
+            minimum; finite errors).
         status, hesse_status, cov_qual, edm, nll: Minuit2's report of the last attempt.
         values, errors: parameter values and HESSE errors by name (shape parameters by
             their catalogue names, plus ``n_sig`` in events; ``values`` also has ``n_bkg``).
@@ -302,7 +304,10 @@ class TemplateFit:
         f0 = float(np.sum(self.widths * self.bkg_average(self.start_values)))
         self.b_scale.setVal(self.n0 / f0)
         self.set_signal(signal)
-        self.nll = self.model.createNLL(self.data, EvalBackend=options.backend, Extended=True, Offset="bin")
+        # RooFit's per-bin offset (the saturated likelihood) is NaN when a bin is empty (0 log 0):
+        # offset by the initial value then (slightly less precise at template scale)
+        self._offset = "bin" if np.all(self.counts > 0) else "initial"
+        self.nll = self.model.createNLL(self.data, EvalBackend=options.backend, Extended=True, Offset=self._offset)
         self.mini = self._minimizer(self.nll)
         self._asimov: tuple[Any, Any, Any] | None = None
 
@@ -371,7 +376,7 @@ class TemplateFit:
 
     # ------------------------------------------------------------------ fitting
 
-    def _result(self, status: int, hesse: int, fitres: Any) -> FitResult:
+    def _result(self, status: int, hesse: int, fitres: Any, refined: bool) -> FitResult:
         vals, errs = {}, {}
         for n, p in self.params.items():
             vals[n], errs[n] = float(p.getVal()), float(p.getError())
@@ -379,11 +384,21 @@ class TemplateFit:
         vals["n_sig"], errs["n_sig"] = float(self.n_sig.getVal()), float(self.s.getError() * self.s_scale.getVal())
         vals["n_bkg"] = float(b_pred.sum())  # its error is correlated with the shape: not reported
         cq = int(fitres.covQual()) if fitres else -1
+        edm = float(fitres.edm()) if fitres else float("nan")
         finite = all(np.isfinite(v) for v in vals.values()) and all(np.isfinite(e) and e >= 0 for e in errs.values())
-        ok = status == 0 and hesse == 0 and cq >= self.options.min_cov_qual and finite
-        msg = "" if ok else f"migrad status {status}, hesse status {hesse}, covQual {cq}" + ("" if finite else ", non-finite")
-        return FitResult(ok, int(status), int(hesse), cq, float(fitres.edm()) if fitres else float("nan"),
-                         float(fitres.minNll()) if fitres else float("nan"), vals, errs, 1, msg)
+        # MIGRAD converged: status 0, or 1 (its own covariance forced positive definite) with the
+        # EDM below Minuit2's target
+        converged = status == 0 or (status == 1 and edm < 1e-3 * self.options.tolerance)
+        hesse_ok = hesse == 0 and cq >= self.options.min_cov_qual
+        ok = converged and finite and (hesse_ok or refined)
+        if not ok:
+            msg = f"migrad status {status}, hesse status {hesse}, covQual {cq}, edm {edm:.2g}" + ("" if finite else ", non-finite")
+        elif not hesse_ok:
+            msg = f"Minuit2 HESSE status {hesse} / covQual {cq}: errors from the finite-difference Hessian (positive definite)"
+        else:
+            msg = "" if refined else "errors from Minuit2's HESSE (the finite-difference Hessian was not positive definite)"
+        return FitResult(ok, int(status), int(hesse), cq, edm, float(fitres.minNll()) if fitres else float("nan"),
+                         vals, errs, 1, msg)
 
     def _refine_errors(self, nll: Any) -> bool:
         """Replace the HESSE errors of the floating parameters by those of a central-difference
@@ -429,13 +444,10 @@ class TemplateFit:
     def _attempt(self, strategy: int) -> FitResult:
         self.mini.setStrategy(strategy)
         status = int(self.mini.migrad())
-        hesse = int(self.mini.hesse()) if status == 0 else -1
+        hesse = int(self.mini.hesse()) if status in (0, 1) else -1
         fitres = self.mini.save()
-        refined = hesse == 0 and self._refine_errors(self.nll)
-        res = self._result(status, hesse, fitres)
-        if res.ok and not refined:
-            res.message = "errors from Minuit2's HESSE (the finite-difference Hessian was not positive definite)"
-        return res
+        refined = status in (0, 1) and self._refine_errors(self.nll)
+        return self._result(status, hesse, fitres, refined)
 
     def _fit(self, signal: bool, what: str) -> FitResult:
         floating = [*self.params.values(), self.beta] + ([self.s] if signal else [])
@@ -519,7 +531,8 @@ class TemplateFit:
             _, bkg = self.predictions()
             h = _th1(self.ROOT, f"hasimov_{self.tag}", self.edges, bkg, bkg)
             dh = self.ROOT.RooDataHist(f"asimov_{self.tag}", "", [self.m], h)
-            nll = self.model.createNLL(dh, EvalBackend=self.options.backend, Extended=True, Offset="bin")
+            nll = self.model.createNLL(dh, EvalBackend=self.options.backend, Extended=True,
+                                       Offset="bin" if np.all(bkg > 0) else "initial")
             self._asimov = (h, dh, nll, self._minimizer(nll))
         mini = self._asimov[3]
         self.s.setConstant(False)
@@ -527,16 +540,17 @@ class TemplateFit:
         self.s.setError(1.0)
         mini.setStrategy(self.options.strategy)
         ms = int(mini.migrad())  # RooMinimizer needs MIGRAD first; it starts at the minimum
-        hs = int(mini.hesse()) if ms == 0 else -1
+        hs = int(mini.hesse()) if ms in (0, 1) else -1
         fr = mini.save()
-        if hs == 0:
-            self._refine_errors(self._asimov[2])
+        refined = ms in (0, 1) and self._refine_errors(self._asimov[2])
         sigma = float(self.s.getError() * self.s_scale.getVal())
-        if ms != 0 or hs != 0 or fr.covQual() < self.options.min_cov_qual or not np.isfinite(sigma) or sigma <= 0:
+        converged = ms == 0 or (ms == 1 and fr.edm() < 1e-3 * self.options.tolerance)
+        hesse_ok = hs == 0 and fr.covQual() >= self.options.min_cov_qual
+        if not (converged and (hesse_ok or refined) and np.isfinite(sigma) and sigma > 0):
             res = FitResult(False, ms, hs, int(fr.covQual()), float(fr.edm()), float(fr.minNll()),
                             {"n_sig": 0.0}, {"n_sig": sigma}, 1, "Asimov HESSE failed")
-            raise FitError(f"the Asimov HESSE of {self.function.name} ({self.tag}) failed (status {hs}, "
-                           f"covQual {fr.covQual()})", res)
+            raise FitError(f"the Asimov fit of {self.function.name} ({self.tag}) failed (migrad status {ms}, "
+                           f"hesse status {hs}, covQual {fr.covQual()})", res)
         self.set_values(self._bkg_point[0])
         self.beta.setVal(self._bkg_point[1])
         return sigma

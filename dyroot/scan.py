@@ -44,7 +44,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .exceptions import ConfigError, FitError, OutputExistsError
+from .exceptions import ConfigError, OutputExistsError
 from .fit import FitOptions
 from .functions import BackgroundFunction, DYCore, dy_core, gauss_legendre_nodes, resolve_functions
 from .signal import DSCB, SignalModel
@@ -227,8 +227,8 @@ def _run_task(task: _Task) -> FunctionScan:
         tf = TemplateFit(cat.edges, cat.counts, cat.sumw2, fn, task.shapes[0][1], core_nodes=task.core_nodes,
                          options=task.options, tag=task.tag)
         b = tf.fit_background()
-    except (FitError, ConfigError) as err:
-        out.background_ok, out.message = False, str(err)
+    except Exception as err:  # noqa: BLE001  reported as a failed fit, never used; the scan goes on
+        out.background_ok, out.message = False, f"{type(err).__name__}: {err}"
         out.points = [MassPoint(mh, ok=False, message="no background-only fit", s_expected=se) for mh, _, se in task.shapes]
         out.cpu_seconds = time.process_time() - t0
         return out
@@ -248,8 +248,8 @@ def _run_task(task: _Task) -> FunctionScan:
             pt.n_sig, pt.n_sig_error = r.values["n_sig"], r.errors["n_sig"]
             pt.delta_mc = k * pt.n_sig_error
             pt.delta_s = tf.asimov_delta_s(shape)
-        except FitError as err:
-            pt.ok, pt.message = False, str(err)
+        except Exception as err:  # noqa: BLE001  (as above)
+            pt.ok, pt.message = False, f"{type(err).__name__}: {err}"
         out.points.append(pt)
     out.cpu_seconds = time.process_time() - t0
     return out

@@ -57,11 +57,10 @@ def dscb(m: Any, mean: float, sigma: float, alpha_lo: float, n_lo: float, alpha_
         1.0
     """
     t = (np.asarray(m, dtype=np.float64) - mean) / sigma
+    # A (B -+ t)^-n in log form, A = (n/a)^n exp(-a^2/2), B = n/a - a: stable for n ~ 100 and more
     with np.errstate(all="ignore"):
-        a_lo = (n_lo / alpha_lo) ** n_lo * math.exp(-0.5 * alpha_lo**2)
-        a_hi = (n_hi / alpha_hi) ** n_hi * math.exp(-0.5 * alpha_hi**2)
-        left = a_lo * (n_lo / alpha_lo - alpha_lo - t) ** (-n_lo)
-        right = a_hi * (n_hi / alpha_hi - alpha_hi + t) ** (-n_hi)
+        left = np.exp(-0.5 * alpha_lo**2 - n_lo * np.log1p(-(alpha_lo + t) * alpha_lo / n_lo))
+        right = np.exp(-0.5 * alpha_hi**2 - n_hi * np.log1p((t - alpha_hi) * alpha_hi / n_hi))
         return np.where(t < -alpha_lo, left, np.where(t > alpha_hi, right, np.exp(-0.5 * t * t)))
 
 

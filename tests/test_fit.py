@@ -165,12 +165,15 @@ def test_chi2_pvalues_of_fitted_toys_are_flat(rng):
 
 
 def test_failed_fit_raises_with_its_result():
+    """A function that is NaN for every parameter value: every attempt fails, the error carries the result."""
+    from dyroot.functions import BackgroundFunction, Parameter
+
+    bad = BackgroundFunction("AlwaysNaN", "sqrt(b - 10)*exp(t)", (Parameter("b", 0.0, -5.0, 5.0),))
     b = exact_bins("Epoly3", EPOLY3, 1e5)
-    tf = TemplateFit(EDGES, b, b, get_function("Epoly1"), SHAPE, options=FitOptions(max_attempts=2, min_cov_qual=4),
-                     tag="fail")  # covQual is at most 3: every attempt is "failed"
+    tf = TemplateFit(EDGES, b, b, bad, SHAPE, options=FitOptions(max_attempts=2), tag="fail")
     with pytest.raises(FitError, match="failed after 2 attempts") as err:
         tf.fit_background()
-    assert err.value.result is not None and not err.value.result.ok and err.value.result.cov_qual == 3
+    assert err.value.result is not None and not err.value.result.ok and err.value.result.status != 0
     assert err.value.result.attempts == 2
 
 
@@ -219,6 +222,15 @@ def test_workspace_and_hs3_json(tmp_path):
         vals.append(bkg.getVal())
     ref = get_function("Epoly2").evaluate(np.array([115.0, 150.0]), {"a1": -1.0, "a2": 0.1})
     assert vals[0] / vals[1] == pytest.approx(ref[0] / ref[1], rel=1e-9)
+    # the core in the workspace: a 0.01 GeV table, linear interpolation, matches the formula
+    mc, bc = ws.var("mll_c1"), ws.pdf("bkg_c1")
+    xs = np.array([111.23, 124.87, 158.41])
+    got = []
+    for x in xs:
+        mc.setVal(float(x))
+        got.append(bc.getVal())
+    want = get_function("CoreEpoly2").evaluate(xs, {"a1": -1.0, "a2": 0.1}, core=dy_core(xs, res))
+    np.testing.assert_allclose(np.array(got) / got[1], want / want[1], rtol=2e-6)  # interpolation error ~1e-7
     ws.var("MH").setVal(127.0)
     assert ws.function("c1_sig_mean").getVal() == pytest.approx(sig.at("c1", 127.0).mean, abs=1e-9)
     assert f.Get("dyroot_spurious").GetTitle() == "{}"
@@ -241,6 +253,12 @@ def test_dscb_matches_roocrystalball():
         x.setVal(float(v))
         roo.append(cb.getVal())  # unnormalised
     np.testing.assert_allclose(DSCB(124.9, 2.5, 1.3, 2.5, 1.7, 12.0)(m), roo, rtol=1e-12)
+    pars[5].setVal(200.0)  # a steep tail: (n/alpha)^n alone would overflow
+    roo = []
+    for v in m:
+        x.setVal(float(v))
+        roo.append(cb.getVal())
+    np.testing.assert_allclose(DSCB(124.9, 2.5, 1.3, 2.5, 1.7, 200.0)(m), roo, rtol=1e-11)
 
 
 def test_signal_model_interpolation_and_json(tmp_path):
@@ -279,3 +297,15 @@ def test_fit_signal_sample(ggh_sample):
     ev = read_events(ggh_sample, category="category")
     inside = (ev["category"] >= 0) & (ev["mll"] >= 110.0) & (ev["mll"] < 160.0)
     assert total == pytest.approx(ev["weight"][inside].sum(), rel=1e-9)  # sum of weights, pb
+
+
+def test_sparse_template_with_empty_bins(rng):
+    """A template with empty bins (RooFit's per-bin offset would be NaN there) still fits."""
+    mu = exact_bins("Epoly2", {"a1": -1.2, "a2": 0.15}, 3000.0)
+    toy = rng.poisson(mu).astype(np.float64)
+    assert np.sum(toy == 0) > 10
+    tf = TemplateFit(EDGES, toy, toy, get_function("Epoly2"), SHAPE, tag="sparse")
+    b = tf.fit_background()
+    assert b.ok and b.values["a1"] == pytest.approx(-1.2, abs=5 * b.errors["a1"])
+    r = tf.fit_signal(SHAPE)
+    assert r.ok and abs(r.values["n_sig"]) < 4 * r.errors["n_sig"]

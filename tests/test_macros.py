@@ -104,3 +104,25 @@ def test_dy_fill_templates_unbuilt_bundle(tmp_path):
     assert proc.returncode == 1
     assert "dyroot build" in proc.stderr  # says how to fix it
     assert not (tmp_path / "x.root").exists()
+
+
+def test_generated_events_from_a_users_macro(built, tmp_path):
+    """dyroot::GeneratedEvents in a physicist's own C++ macro (no Python), 2 threads, equals the Python count."""
+    from dyroot import rdf
+
+    macro = tmp_path / "user.C"
+    macro.write_text(f"""
+#include "{REPO / 'dyroot' / 'cpp' / 'dyroot_api.hxx'}"
+int user() {{
+   ROOT::EnableImplicitMT(2);
+   auto df = dyroot::GeneratedEvents("{built}", 50000, 3);
+   auto n = df.Filter("pass_selection && mu1_pt - mu2_pt > 10").Count();
+   std::cout << "selected " << *n << std::endl;
+   return 0;
+}}
+""")
+    proc = _run_macro(str(macro))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = int(proc.stdout.split("selected ")[1].split()[0])
+    df = rdf.generated_events(built, 50000, 3, threads=1)
+    assert got == df.Filter("pass_selection && mu1_pt - mu2_pt > 10").Count().GetValue() > 0  # exact

@@ -9,9 +9,9 @@
 /// ~~~{.cpp}
 /// #include "dyroot_api.hxx"
 /// ROOT::EnableImplicitMT();
-/// auto &gen = dyroot::Open("model/");            // the bundle directory (after `dyroot build model/`)
-/// auto df = gen.Events(10000000, 1);              // 1e7 generated events, seed 1
+/// auto df = dyroot::GeneratedEvents("model/", 10000000, 1);  // 1e7 events, seed 1 (after `dyroot build model/`)
 /// auto h = df.Filter("pass_selection && category == 0").Histo1D({"h", "", 100, 110., 160.}, "mll");
+/// auto &gen = dyroot::Open("model/");            // the bundle's Generator: FillTemplates, Info, ...
 /// ~~~
 ///
 /// Several bundles can be open in one process: every library keeps its symbols
@@ -151,6 +151,13 @@ inline Generator &Open(const std::string &path)
    if (!g)
       throw std::runtime_error("dyroot: the generator of " + lib + " failed to initialise");
    return *g;
+}
+
+/// Generated events as an RDataFrame, one per entry (see Generator::Events): the C++
+/// twin of `dyroot.rdf.generated_events`. Call ROOT::EnableImplicitMT() first for threads.
+inline ROOT::RDataFrame GeneratedEvents(const std::string &bundle, ULong64_t n, ULong64_t seed, ULong64_t first = 0)
+{
+   return Open(bundle).Events(n, seed, first);
 }
 
 } // namespace dyroot

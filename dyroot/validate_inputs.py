@@ -84,7 +84,7 @@ def generate_events(
     if hasattr(b, "to"):
         b.to(device)
     ctx = b.config.get("context")
-    if ctx is not None and ctx.get("kind") != "category":
+    if ctx is not None and ctx.get("kind") not in ("category", "one_hot"):
         msg = (f"the bundle's context is {ctx.get('kind')!r}: validation can only draw a category context; "
                "validate an unconditional or category-conditional model")
         raise BundleError(msg)

@@ -421,6 +421,15 @@ def _compiler_id() -> str:
     return f"{cxx}: {ver}"
 
 
+def _root_id() -> str:
+    """Where ROOT is and which version: a new ROOT in the same place rebuilds."""
+    d = _root_cmake_dir()
+    if d is None:
+        return os.environ.get("ROOTSYS", "")
+    version = Path(d) / "ROOTConfig-version.cmake"
+    return d + ":" + (hashlib.sha256(version.read_bytes()).hexdigest()[:16] if version.is_file() else "")
+
+
 def _root_cmake_dir() -> str | None:
     spec = importlib.util.find_spec("ROOT")
     if spec is None or not spec.submodule_search_locations:
@@ -496,7 +505,7 @@ def build(
         "options": {"native": native, "werror": werror, "build_type": build_type},
         "compiler": _compiler_id(),
         "cpu": _cpu_flags() if native else "generic",
-        "root": _root_cmake_dir() or os.environ.get("ROOTSYS", ""),
+        "root": _root_id(),
         "dyroot": __version__,
     }
     with _lock(bdir.parent / f".{bdir.name}.lock"):

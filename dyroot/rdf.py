@@ -75,6 +75,11 @@ __all__ = [
 METHODS = ("events", "batches")
 
 
+#: The columns a template can be made of (the double-valued event columns).
+_HISTOGRAMMABLE = ("mll", "ptll", "yll", "costheta", "phi_cs", "phill",
+                   "mu1_pt", "mu1_eta", "mu1_phi", "mu2_pt", "mu2_eta", "mu2_phi")
+
+
 def set_threads(threads: int | None) -> int:
     """Set ROOT's ImplicitMT for the next RDataFrame.
 
@@ -226,6 +231,9 @@ def fill_templates(
     n_events, seed, first_event = _check_range(n_events, seed, first_event)
     binnings = (binning, *_resolve_extra(extra_variables))
     variables = [b.variable for b in binnings]
+    bad = [v for v in variables if v not in _HISTOGRAMMABLE]
+    if bad:
+        raise ConfigError(f"cannot histogram {bad}; choose among {', '.join(_HISTOGRAMMABLE)}")
     if len(set(variables)) != len(variables):
         raise ConfigError(f"a variable is binned twice in {variables}; give each variable one Binning")
     gen = load(bundle)

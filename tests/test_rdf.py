@@ -243,6 +243,8 @@ def test_errors(tiny_bundle):
         rdf.fill_templates(tiny_bundle, 10, 1, extra_variables=(Binning(variable="mll"),))
     with pytest.raises(ConfigError, match="cannot histogram"):
         rdf.fill_templates(tiny_bundle, 10, 1, extra_variables=("nonsense",))
+    with pytest.raises(ConfigError, match="cannot histogram"):
+        rdf.fill_templates(tiny_bundle, 10, 1, extra_variables=(Binning(0.0, 1.0, 0.5, "weight"),))
 
 
 def test_benchmark_reports(tiny_bundle):

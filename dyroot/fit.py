@@ -236,8 +236,8 @@ class TemplateFit:
 
         # ---- background: the formula averaged over each bin
         self.params = {p.name: ROOT.RooRealVar(f"{tag}_{p.name}", p.name, p.start, p.lo, p.hi) for p in function.parameters}
-        for p in function.parameters:
-            self.params[p.name].setError(max(0.05 * (p.hi - p.lo), 1e-3) * 0.01)
+        for p in function.parameters:  # Minuit's first step; HESSE errors replace it after a fit
+            self.params[p.name].setError(1e-3 * (p.hi - p.lo))
         n = function.n_params
         idx = {name: f"@{i + 1}" for i, name in enumerate(function.param_names)}
         args = [m, *self.params.values(), self._hf["delta"]]
@@ -309,7 +309,7 @@ class TemplateFit:
         self._offset = "bin" if np.all(self.counts > 0) else "initial"
         self.nll = self.model.createNLL(self.data, EvalBackend=options.backend, Extended=True, Offset=self._offset)
         self.mini = self._minimizer(self.nll)
-        self._asimov: tuple[Any, Any, Any] | None = None
+        self._asimov: tuple[Any, ...] | None = None  # (histogram, data, NLL, minimiser)
 
     # ------------------------------------------------------------------ helpers
 

@@ -303,7 +303,9 @@ class ScanResult:
                 "chosen": self.chosen.get(c.name), "scale": c.scale, "n_events": float(c.counts.sum()),
                 "mean_weight": c.mean_weight,
                 "verdicts": [x.to_dict() for x in v],
-                "scans": [s.to_dict() for s in self.scans if s.category == c.name],
+                # the per-bin background predictions stay out of the JSON (the workspace has the model)
+                "scans": [{k: x for k, x in s.to_dict().items() if k != "prediction"}
+                          for s in self.scans if s.category == c.name],
             }
         return {"format": "dyroot-spurious-summary", "format_version": 1, "dyroot": __version__,
                 "config": self.config.to_dict(), "signal": self.signal.to_dict(), "categories": cats,
@@ -325,9 +327,13 @@ class ScanResult:
         existing = [str(p) for p in targets.values() if p.exists()]
         if existing and not force:
             raise OutputExistsError(f"{', '.join(existing)} exist; pass force=True (--force) or choose another --output")
+        from ._jsonutil import to_jsonable
+        from .bundle import write_json
+
         out.mkdir(parents=True, exist_ok=True)
-        summary = json.dumps(_jsonable(self.to_dict()), sort_keys=True, indent=1)
-        _atomic_text(targets["summary_json"], summary)
+        record = to_jsonable(self.to_dict())
+        write_json(targets["summary_json"], record)
+        summary = json.dumps(record, sort_keys=True)
         _atomic_text(targets["summary_txt"], self.table() + "\n")
         if workspace:
             self._write_workspace(targets["workspace"], targets["workspace_json"], summary)
@@ -357,20 +363,6 @@ class ScanResult:
             warnings.warn("no category has a passing function: the workspace is not written", InputWarning, stacklevel=3)
             return
         write_workspace(path, cats, self.signal, json_path=jpath, force=True, summary_json=summary)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    return obj
 
 
 def _atomic_text(path: pathlib.Path, text: str) -> None:

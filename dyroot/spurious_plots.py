@@ -9,19 +9,16 @@
 * ``passfail.png``: the table of categories x functions (pass, fail, fit failed), the
   relaxed :math:`Z_{spur}` written in each cell and the chosen function framed.
 
-Every file is written atomically; nothing is overwritten without ``force``.
+Every file is written atomically (:func:`dyroot.plots.save_png`); nothing is overwritten without ``force``.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from .exceptions import OutputExistsError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .scan import ScanResult
@@ -40,17 +37,10 @@ def _plt() -> Any:
 
 
 def _save(fig: Any, path: pathlib.Path, force: bool) -> pathlib.Path:
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass force=True (--force)")
+    from .plots import save_png
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return save_png(fig, path, force=force, dpi=110)
 
 
 def plot_fits(result: "ScanResult", category: str, path: str | os.PathLike[str], *, force: bool = False) -> pathlib.Path:
@@ -68,7 +58,7 @@ def plot_fits(result: "ScanResult", category: str, path: str | os.PathLike[str],
         pred = np.asarray(s.prediction)
         bold = s.function == chosen
         ax.plot(centres, pred, lw=2.0 if bold else 0.7, alpha=1.0 if bold else 0.6,
-                label=f"{s.function} (chosen)" if bold else None)
+                label=f"{s.function} (chosen)" if bold else s.function)
         if ref is not None and not bold:
             rx.plot(centres, (pred - ref) / err, lw=0.6, alpha=0.6)
     if ref is not None:
@@ -79,7 +69,7 @@ def plot_fits(result: "ScanResult", category: str, path: str | os.PathLike[str],
     ax.set_yscale("log")
     ax.set_ylabel(f"events / {cat.edges[1] - cat.edges[0]:g} GeV")
     ax.set_title(f"{category}: background-only fits ({len(scans)} functions)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=6, ncol=3)
     rx.axhline(0.0, color="grey", lw=0.5)
     rx.set_xlabel("m_mumu [GeV]")
     fig.tight_layout()

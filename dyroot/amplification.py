@@ -487,9 +487,13 @@ def ensemble_amplification(
     points are fitted by weighted least squares, each weighted by its uncertainty
     under the same random-effects model (between- and within-member parts, iterated
     once with the fitted :math:`c`). Because every size reuses the same events, the
-    points are correlated: the uncertainties of :math:`a` and :math:`c` are therefore
-    taken from a delete-one jackknife over the members (calibrated on toys, see
-    ``tests/test_amplification.py``), not from the fit's covariance.
+    points are correlated and the fit's covariance is too optimistic. The
+    uncertainty of :math:`c` is therefore that of the largest size, where each member
+    is one chunk: :math:`\sigma_c^2 = 2\sum_b (a_b/N + c_b)^2/(K-1)` with
+    :math:`c_b` shared like :math:`a_b`; that of :math:`a` (a closure check) comes from
+    a delete-one jackknife over the members. Both are calibrated on toys
+    (``tests/test_amplification.py``; the jackknife for :math:`c` had heavy tails for
+    :math:`K \le 6`).
 
     Args:
         members: one 1-D array of generated values (e.g. :math:`m_{\mu\mu}` in GeV in
@@ -523,9 +527,11 @@ def ensemble_amplification(
         raise ValueError(msg)
     k = len(xs)
     fit, curve = _fit_members(xs, edges, grid)
-    jack = np.array([[f["a"], f["c"]] for f, _ in (_fit_members(xs[:i] + xs[i + 1:], edges, grid) for i in range(k))])
-    jvar = (k - 1) / k * ((jack - jack.mean(axis=0)) ** 2).sum(axis=0)
-    a_err, c_err = float(np.sqrt(jvar[0])), float(np.sqrt(jvar[1]))
+    jack = np.array([_fit_members(xs[:i] + xs[i + 1:], edges, grid)[0]["a"] for i in range(k)])
+    a_err = float(np.sqrt((k - 1) / k * np.sum((jack - jack.mean()) ** 2)))
+    # c is set by the largest size (one chunk per member): the spread of K member fractions, whose
+    # variance 2 sum_b (a_b/N + c_b)^2 / (K - 1) is the random-effects error of that point.
+    c_err = float(curve["err"][-1] / curve["w"][-1])
     a_exp, c = float(curve["a_b"].sum()), fit["c"]
 
     def _neff(cv: float) -> float:

@@ -235,7 +235,9 @@ class QuantileAmplification:
         beta, beta_err: the model's own MSE :math:`\beta` (the :math:`n \to \infty`
             limit of :math:`\mathrm{MSE}(n) = k/n + \beta`, :math:`k = (1-1/N_q)/N_q`).
         n_eff, n_eff_lo, n_eff_hi: the asymptotic :math:`N_\mathrm{eff} = k/\beta` (68 %
-            interval; ``n_eff_hi`` is inf when β is compatible with zero).
+            interval; ``n_eff_hi`` is inf when β is compatible with zero; lower ends, here
+            and for ``n_equiv_lo``, use the excess clipped at 0 plus the error, so that a
+            negative fluctuation never yields an arbitrarily strong limit).
         n_eff_limit95: one-sided 95 % lower limit on :math:`N_\mathrm{eff}`.
         g_eff, g_eff_lo, g_eff_hi, g_eff_limit95: the same divided by ``n_train``.
     """
@@ -348,10 +350,13 @@ def quantile_amplification(
         return kq / b if b > 0 else np.inf
 
     n_eq = n_equivalent(mse, nq, n_truth)
-    n_lo = n_equivalent(mse + err, nq, n_truth)
+    # Lower ends from max(excess, 0) + error: an excess that fluctuated below zero must not turn into
+    # an arbitrarily strong lower limit (the interval would otherwise flip near the boundary).
+    n_lo = n_equivalent(np.maximum(mse, truth_term) + err, nq, n_truth)
     n_hi = n_equivalent(np.maximum(mse - err, 0.0), nq, n_truth)
-    n_eff, n_eff_lo, n_eff_hi = _neff(beta), _neff(beta + beta_err), _neff(beta - beta_err)
-    n_lim = _neff(beta + 1.6448536 * beta_err)
+    b0 = max(beta, 0.0)
+    n_eff, n_eff_lo, n_eff_hi = _neff(beta), _neff(b0 + beta_err), _neff(beta - beta_err)
+    n_lim = _neff(b0 + 1.6448536 * beta_err)
     return QuantileAmplification(
         n_quantiles=nq, n_train=float(n_train), n_truth=n_truth, n_models=len(xs), n_gen=grid,
         mse=mse, mse_err=err, mse_iid=expected_mse(grid, nq, n_truth),
@@ -384,7 +389,9 @@ class EnsembleAmplification:
         a, a_err, c, c_err: the fit :math:`\mathrm{Var}(N) = a/N + c\,w`.
         chi2, ndf: of that fit.
         n_eff, n_eff_lo, n_eff_hi: :math:`N_\mathrm{eff} = A/c` and its 68 % interval
-            (``n_eff_hi`` inf when :math:`c` is compatible with 0).
+            (``n_eff_hi`` inf when :math:`c` is compatible with 0; the lower ends use
+            :math:`\max(c, 0)` plus the error, so a negative fluctuation of :math:`c`
+            does not make the limit arbitrarily strong).
         n_eff_limit95: one-sided 95 % lower limit on :math:`N_\mathrm{eff}`.
         gain, gain_lo, gain_hi, gain_limit95: the same divided by ``n_train``.
         model_var_per_bin: :math:`c_b` per bin from the largest size (the model's
@@ -537,7 +544,8 @@ def ensemble_amplification(
     def _neff(cv: float) -> float:
         return a_exp / cv if cv > 0 else np.inf
 
-    n_eff, n_lo, n_hi, n_lim = _neff(c), _neff(c + c_err), _neff(c - c_err), _neff(c + 1.6448536 * c_err)
+    c0 = max(c, 0.0)  # lower ends from max(c, 0) + error: no over-strong limit when c fluctuates negative
+    n_eff, n_lo, n_hi, n_lim = _neff(c), _neff(c0 + c_err), _neff(c - c_err), _neff(c0 + 1.6448536 * c_err)
     return EnsembleAmplification(
         n_members=k, n_train=float(n_train), edges=np.asarray(edges, dtype=np.float64), fractions=curve["frac"],
         a_expected=a_exp, n_gen=grid, variance=curve["var"], variance_err=curve["err"], weight=curve["w"],

@@ -17,7 +17,7 @@ Method (stratified generation, resmearing):
      exact selection, so even 1e-9 probabilities are measured; the remaining error is that
      of the generated events.
   3. T = weighted number of events with reco mll in the window (110-160 for analysis,
-     95-180 for training). For a candidate lower cut X, the migration from below is the
+     105-170 for training). For a candidate lower cut X, the migration from below is the
      weighted number of those events with mll_true < X, divided by T; from above for a cut
      Y, those with mll_true > Y. Errors: each generated event contributes
      w * (fraction of its smearings that pass), summed in quadrature.
@@ -46,9 +46,9 @@ from dyroot.simulate import generate_truth, preset_config, reconstruct
 STRATA = [(30, 80), (80, 95), (95, 100), (100, 105), (105, 110), (110, 160), (160, 180), (180, 250),
           (250, 400), (400, 700), (700, 13000)]
 ZPEAK = {(80, 95), (95, 100)}
-LOWER = {"analysis": [90, 95, 98, 100, 102, 104, 106, 108], "training": [60, 70, 75, 80, 83, 85, 88]}
+LOWER = {"analysis": [90, 95, 98, 100, 102, 104, 106, 108], "training": [80, 85, 88, 90, 93, 95, 97, 99]}
 UPPER = {"analysis": [180, 200, 250, 300, 350, 400, 500, 700], "training": [200, 250, 300, 400, 500, 600, 700, 1000]}
-WINDOW = {"analysis": (110.0, 160.0), "training": (95.0, 180.0)}
+WINDOW = {"analysis": (110.0, 160.0), "training": (105.0, 170.0)}
 PART = 50_000  # generated events per job
 
 

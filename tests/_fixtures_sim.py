@@ -3,10 +3,8 @@
 Owned by the sim/io engineer; other stages may use them:
 
 * ``ref_sample``: Path of a ``dyroot simulate`` file with the **training** preset
-  (leading/subleading pT > 20/10 GeV, |eta| < 3, reco 95 <= mll < 180 GeV), 10,000
-  events, seed 11, truth pT branches on. For speed its generator window is 95-500 GeV
-  instead of the preset's 80-500 GeV, so the reco spectrum is depleted just above
-  95 GeV (migration from below is missing); it is complete above ~100 GeV.
+  (leading/subleading pT > 20/10 GeV, |eta| < 3, reco 105 <= mll < 170 GeV, generator
+  window 95-500 GeV), 10,000 events, seed 11, truth pT branches on.
 * ``ref_events``: ``read_events(ref_sample)`` plus ``mll_true``, ``mu1_pt_true``, ``mu2_pt_true``.
 * ``zpeak_sample``: Path, analysis cuts (27/15 GeV, |eta| < 2.7), generator window
   70-110 GeV, every reco mass kept, 10,000 events, seed 12, truth pT on.
@@ -38,8 +36,7 @@ def _simulate(tmp_path_factory: pytest.TempPathFactory, name: str, n: int, seed:
 @pytest.fixture(scope="session")
 def ref_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Training-preset Drell-Yan sample (10k events, truth pT), see the module docstring."""
-    return _simulate(tmp_path_factory, "ref_training", 10_000, 11, preset="training",
-                     mass_window=(95.0, 500.0), truth=True)
+    return _simulate(tmp_path_factory, "ref_training", 10_000, 11, preset="training", truth=True)
 
 
 @pytest.fixture(scope="session")

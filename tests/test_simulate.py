@@ -47,6 +47,9 @@ def test_presets():
     assert preset_config().selection.mll_range is None
     tr = preset_config("training")
     assert (tr.selection.lead_pt, tr.selection.sublead_pt, tr.selection.max_abs_eta) == (20.0, 10.0, 3.0)
+    from dyroot.train import DEFAULT_TRAINING_SELECTION
+
+    assert tr.selection == DEFAULT_TRAINING_SELECTION  # the sample is made for the flow's default training window
     assert SimulationConfig.from_dict(tr.to_dict()) == tr
 
 
@@ -87,7 +90,7 @@ def test_output_contract(ref_sample):
     assert np.all(a["mu1_pt"] > 20.0) and np.all(a["mu2_pt"] > 10.0) and np.all(a["mu1_pt"] >= a["mu2_pt"])
     assert np.all(np.abs(a["mu1_eta"]) < 3.0) and np.all(np.abs(a["mu2_eta"]) < 3.0)
     assert np.all(a["mu1_charge"] * a["mu2_charge"] == -1)
-    assert np.all((a["mll"] >= 95.0) & (a["mll"] < 180.0))
+    assert np.all((a["mll"] >= 105.0) & (a["mll"] < 170.0))
     # Dimuon columns are exactly features.dimuon_from_muons of the stored muons; categories from the scheme.
     d = dimuon_from_muons(*(a[c] for c in MUON_COLUMNS))
     for k, v in d.items():

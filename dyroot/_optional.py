@@ -47,7 +47,8 @@ def import_root() -> ModuleType:
 
     with warnings.catch_warnings():
         # The PyPI wheel warns at import that it is an alpha distribution.
-        warnings.filterwarnings("ignore", message=".*(alpha|experimental).*", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r"\s*This distribution of ROOT is in alpha stage",
+                                category=UserWarning)
         root = import_optional("ROOT")
     if not getattr(root.gROOT, "IsBatch", lambda: True)():
         root.gROOT.SetBatch(True)

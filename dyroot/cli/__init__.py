@@ -52,8 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    import warnings
+
     from ..exceptions import DyrootError
 
+    # The PyPI ROOT wheel warns at import that it is an alpha distribution: noise for our users.
+    warnings.filterwarnings("ignore", message=r"\s*This distribution of ROOT is in alpha stage", category=UserWarning)
     try:
         return int(args._module.run(args) or 0)
     except DyrootError as err:

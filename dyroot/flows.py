@@ -23,16 +23,17 @@ Two element-wise transforms:
     as zuko's ``NSF``). The sampling direction evaluates the rational function (no
     square root); the bin is found with comparisons against the knots and a one-hot
     mask, and the bin's parameters are picked by a masked sum (no Gather,
-    searchsorted, Where or ScatterND, which SOFIE evaluates wrongly). Knots are
-    formed by constant matrices acting on the cumulative widths. The density
+    searchsorted, Where or ScatterND, which SOFIE evaluates wrongly). The density
     direction (training) solves the quadratic in torch.
 ``affine``
     :math:`y = z\,e^{s} + t` with :math:`s` bounded by a scaled tanh (RealNVP,
     arXiv:1605.08803).
 
-Every coordinate selection, permutation and knot construction is a product with a
-constant matrix, so the exported graph is Gemm/MatMul, Relu, Softmax, Softplus,
-CumSum, comparisons + Cast, ReduceSum, Clip, Slice, Concat, Reshape and arithmetic.
+Coordinate selection and merging are Slice + Concat, the knots a Concat of slices of
+the cumulative widths (no indexing, no Pad, no shape-dependent constants), so the
+exported graph is Gemm, Relu, Softmax, Softplus, CumSum, comparisons + Cast,
+ReduceSum, Clip, Slice, Concat, Reshape and arithmetic. (Products with constant 0/1
+matrices give the same numbers, but tiny MatMuls are slow in BLAS.)
 
 The last layer of every conditioner starts at zero: a new flow is the identity map.
 
@@ -252,11 +253,19 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
     import torch.nn.functional as F
     from torch import nn
 
-    def _selector(features: int, idx: tuple[int, ...]) -> torch.Tensor:
-        m = torch.zeros(features, len(idx))
-        for j, i in enumerate(idx):
-            m[i, j] = 1.0
-        return m
+    def _runs(idx: Sequence[int]) -> list[tuple[int, int]]:
+        """Consecutive runs [a, b) of a list of column indices (fewer Slice nodes)."""
+        out: list[tuple[int, int]] = []
+        for i in idx:
+            if out and out[-1][1] == i:
+                out[-1] = (out[-1][0], i + 1)
+            else:
+                out.append((i, i + 1))
+        return out
+
+    def _columns(v: torch.Tensor, runs: list[tuple[int, int]]) -> torch.Tensor:
+        parts = [v[:, a:b] for a, b in runs]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     class Conditioner(nn.Module):
         """An MLP with ReLU; its last layer starts at zero."""
@@ -284,36 +293,21 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
             self.cfg = config
             self.tr = tuple(mask)
             self.cond = tuple(i for i in range(d) if i not in mask)
-            self.register_buffer("sel_tr", _selector(d, self.tr))
-            self.register_buffer("sel_cond", _selector(d, self.cond))
-            # concat(transformed, conditioning) @ merge puts every coordinate back in place
-            self.register_buffer("merge", _selector(d, self.tr + self.cond).T.contiguous())
+            # column selection and merging by Slice + Concat (exact, and cheaper than tiny MatMuls)
+            self.tr_runs = _runs(self.tr)
+            self.cond_runs = _runs(self.cond)
+            order = self.tr + self.cond  # the columns of concat(transformed, conditioning)
+            self.merge_runs = _runs([order.index(i) for i in range(d)])
             self.n_tr = len(self.tr)
             self.n_par = 3 * config.bins - 1 if config.architecture == "spline" else 2
             self.conditioner = Conditioner(len(self.cond) + config.context, self.n_tr * self.n_par,
                                            config.hidden, config.depth)
             if config.architecture == "spline":
                 k, b = config.bins, config.bound
-                # knots x_0..x_K = -B, -B + 2B cw_0, ..., -B + 2B cw_{K-2}, B  from the cumulative widths cw
-                edges = torch.zeros(k, k + 1)
-                for j in range(1, k):
-                    edges[j - 1, j] = 2.0 * b
-                edge_bias = torch.full((k + 1,), -b)
-                edge_bias[k] = b
-                # the same with sentinels -(B+1), B+1 at the ends, for the bin search
-                search_bias = edge_bias.clone()
-                search_bias[0], search_bias[k] = -(b + 1.0), b + 1.0
-                # derivatives d_0..d_K = 1, softplus(...) interior, 1
-                deriv = torch.zeros(k - 1, k + 1)
-                for j in range(1, k):
-                    deriv[j - 1, j] = 1.0
-                deriv_bias = torch.zeros(k + 1)
-                deriv_bias[0] = deriv_bias[k] = 1.0
-                self.register_buffer("edges", edges)
-                self.register_buffer("edge_bias", edge_bias)
-                self.register_buffer("search_bias", search_bias)
-                self.register_buffer("deriv", deriv)
-                self.register_buffer("deriv_bias", deriv_bias)
+                # knots with sentinels -(B+1), B+1 at the ends, for the bin search
+                sentinel = torch.zeros(k + 1)
+                sentinel[0], sentinel[k] = -1.0, 1.0
+                self.register_buffer("sentinel", sentinel, persistent=False)
                 self.min_d = config.min_derivative
                 self.d_shift = math.log(math.expm1(1.0 - config.min_derivative))  # raw 0 -> derivative 1
 
@@ -325,11 +319,15 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
             w = mb / k + (1.0 - mb) * torch.softmax(h[:, :k], dim=-1)
             hh = mb / k + (1.0 - mb) * torch.softmax(h[:, k : 2 * k], dim=-1)
             cw, ch = torch.cumsum(w, dim=-1), torch.cumsum(hh, dim=-1)
-            xk = cw @ self.edges + self.edge_bias
-            yk = ch @ self.edges + self.edge_bias
-            xs = cw @ self.edges + self.search_bias
-            ys = ch @ self.edges + self.search_bias
-            dk = (self.min_d + F.softplus(h[:, 2 * k :] + self.d_shift)) @ self.deriv + self.deriv_bias
+            # knots x_0..x_K = -B, -B + 2B cw_0, ..., -B + 2B cw_{K-2}, B (the ends exact), by Slice + Concat
+            zero = cw[:, :1] * 0.0
+            one = zero + 1.0
+            two_b = 2.0 * self.cfg.bound
+            xk = torch.cat([zero, cw[:, : k - 1], one], dim=-1) * two_b - self.cfg.bound
+            yk = torch.cat([zero, ch[:, : k - 1], one], dim=-1) * two_b - self.cfg.bound
+            xs = xk + self.sentinel
+            ys = yk + self.sentinel
+            dk = torch.cat([one, self.min_d + F.softplus(h[:, 2 * k :] + self.d_shift), one], dim=-1)
             return xk, yk, xs, ys, dk
 
         def _pick(self, onehot: torch.Tensor, knots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -391,13 +389,13 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
 
         # ---- the coupling ---------------------------------------------------------------
         def _params(self, v: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-            x_tr = v @ self.sel_tr
-            x_cond = v @ self.sel_cond
+            x_tr = _columns(v, self.tr_runs)
+            x_cond = _columns(v, self.cond_runs)
             inp = x_cond if context is None else torch.cat([x_cond, context], dim=-1)
             return x_tr, x_cond, self.conditioner(inp)
 
         def _merge(self, t: torch.Tensor, x_cond: torch.Tensor) -> torch.Tensor:
-            return torch.cat([t, x_cond], dim=-1) @ self.merge
+            return _columns(torch.cat([t, x_cond], dim=-1), self.merge_runs)
 
         def generate(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
             """Sampling direction: returns the output and log|det| of this layer."""

@@ -55,10 +55,17 @@ MUON_FEATURES = ("mu1_pt", "mu1_eta", "mu1_phi", "mu2_pt", "mu2_eta", "mu2_phi")
 
 
 def chi2_shape(h_ref: np.ndarray, v_ref: np.ndarray, g: np.ndarray) -> tuple[float, int]:
-    """chi2 and ndf of two histograms' shapes: ref (sum w, sum w^2) vs generated counts."""
+    """chi2 and ndf of two histograms' shapes: ref (sum w, sum w^2 per bin) vs generated counts.
+
+    The reference variance is the one expected under the null (Pearson): the generated
+    shape scaled to the reference, times the reference's effective weight sum(w^2)/sum(w),
+    so empty or sparse reference bins are not over-weighted; plus the generated counts'
+    own variance, scaled.
+    """
     s = h_ref.sum() / g.sum()
-    var = v_ref + s * s * g
-    ok = var > 0
+    w_eff = v_ref.sum() / h_ref.sum()
+    var = s * g * w_eff + s * s * g
+    ok = g > 0
     chi2 = float(np.sum((h_ref[ok] - s * g[ok]) ** 2 / var[ok]))
     return chi2, int(ok.sum()) - 1
 
@@ -137,6 +144,12 @@ def train_variant(variant: str, events: dict[str, np.ndarray], out: Path, args: 
                                             "logit": "logit"}[variant]}
     if variant == "affine":
         flow = FlowConfig(architecture="affine", layers=8, hidden=128)
+    if args.mll_range:
+        from dataclasses import replace
+
+        from dyroot.train import DEFAULT_TRAINING_SELECTION
+
+        kw["training_selection"] = replace(DEFAULT_TRAINING_SELECTION, mll_range=tuple(args.mll_range))
     train_bundle(events, out, flow=flow, train=train, force=True, progress=not args.no_progress, **kw)
     from dyroot.export import export_bundle
 
@@ -227,6 +240,23 @@ def generate(variant: str, out: Path, n: int, seed: int, batch: int = 200_000) -
     return {k: np.concatenate(v) for k, v in cols.items()}, n / t_flow
 
 
+def heldout_nll(out: Path, events: dict[str, np.ndarray]) -> dict[str, float]:
+    """Weighted mean of -log p(x) (physical units) of the held-out events in the model's support."""
+    import torch
+
+    from dyroot.bundle import load_bundle
+    from dyroot.train import training_arrays
+
+    b = load_bundle(out)
+    x, w, _ = training_arrays(events, b.training_selection)
+    lp = np.concatenate([b.log_prob(torch.from_numpy(x[s : s + 100_000]).float()).double().numpy()
+                         for s in range(0, len(x), 100_000)])
+    nll = -lp
+    mean = float(np.sum(w * nll) / np.sum(w))
+    err = float(np.sqrt(np.sum(w * w * (nll - mean) ** 2)) / np.sum(w))
+    return {"nll": mean, "nll_err": err, "n": int(len(x))}
+
+
 # ----------------------------------------------------------------------------------------------
 # Speed on one core
 
@@ -289,6 +319,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--bins", type=int, default=16)
+    ap.add_argument("--mll-range", type=float, nargs=2, default=None, help="training window (default the dyroot default)")
+    ap.add_argument("--name", default=None, help="sub-directory name (default: the variant)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--retrain", action="store_true", help="train even if WORKDIR/<variant> holds a model")
@@ -300,7 +332,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    out = Path(args.workdir) / args.variant
+    out = Path(args.workdir) / (args.name or args.variant)
     result: dict[str, Any] = {"variant": args.variant, "args": vars(args)}
     have = (out / "muons_model.pt").is_file() if args.variant == "muons" else (out / "bundle.json").is_file()
     if args.retrain or not have:
@@ -316,7 +348,11 @@ def main() -> None:
     from dyroot.features import DEFAULT_CATEGORIES
 
     scheme, selection = DEFAULT_CATEGORIES, Selection()
-    ref = analysis_view(_read(args.heldout, args.n_heldout), selection, scheme)
+    held = _read(args.heldout, args.n_heldout)
+    if args.variant != "muons":
+        result["heldout_nll"] = heldout_nll(out, held)
+    ref = analysis_view(held, selection, scheme)
+    del held
     t0 = time.time()
     gen_all, flow_rate = generate(args.variant, out, int(args.generate), seed=args.seed + 1000)
     result["generate_seconds_total"] = time.time() - t0
@@ -342,6 +378,9 @@ def main() -> None:
         print(f"  {var:10s} chi2/ndf {c['chi2_ndf']:.3f}")
     print(f"  mll ratio gen/ref in 5-GeV bins: {f['mll_ratio_5gev']['ratio']}")
     print(f"  torch flow on CPU ({args.threads} threads): {flow_rate:.3g} events/s")
+    if "heldout_nll" in result:
+        h = result["heldout_nll"]
+        print(f"  held-out NLL (physical units, {h['n']} events): {h['nll']:.5f} +- {h['nll_err']:.5f}")
     if "speed_one_core" in result:
         print(f"  one core, batch {result['speed_one_core']['batch']}: " + ", ".join(
             f"{k} {v:.3g} ev/s" for k, v in result["speed_one_core"].items() if k != "batch"))

@@ -33,7 +33,7 @@ def test_contract(tiny_bundle, toy_events):
     assert b.sofie_batch == 256
     assert b.selection == Selection()
     assert b.categories == DEFAULT_CATEGORIES
-    assert b.training_selection.mll_range == (105.0, 170.0)
+    assert b.training_selection.mll_range == (108.0, 162.0)
     _, w, _ = training_arrays(toy_events)
     assert b.sigma_pb == pytest.approx(float(w.sum()), rel=1e-12)  # sum of weights after the pre-selection
     assert [p["name"] for p in cfg["preprocessing"]] == list(FLOW_FEATURES)
@@ -49,7 +49,7 @@ def test_sample_is_physical(tiny_bundle):
     x = b.sample(z).numpy()
     assert x.dtype == np.float32 and x.shape == (20_000, 5)
     assert np.all(np.isfinite(x))
-    assert np.all((x[:, 0] >= 105.0) & (x[:, 0] <= 170.0))  # mll inside the training window (exact edges)
+    assert np.all((x[:, 0] >= 108.0) & (x[:, 0] <= 162.0))  # mll inside the training window (exact edges)
     assert np.all(x[:, 1] > 0)
     assert np.all(np.abs(x[:, 3]) <= 1.0) and np.all(np.abs(x[:, 4]) <= math.pi + 1e-5)
     # the same noise gives the same events after a reload (save/load round trip)

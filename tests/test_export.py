@@ -109,7 +109,7 @@ def test_sofie_parity(wild_bundle, wild_sofie):
     ort_out = _ort(b.onnx_path, z)
     assert _standardised_diff(got, ref) <= ATOL
     assert _standardised_diff(got, ort_out) <= ATOL
-    assert np.all((got[:, 0] >= 105.0) & (got[:, 0] <= 170.0))
+    assert np.all((got[:, 0] >= 108.0) & (got[:, 0] <= 162.0))
     # against torch in float64: SOFIE's float32 error is as small as torch's own
     with torch.no_grad():
         exact = b.flow.double()(torch.from_numpy(z).double()).numpy()

@@ -59,7 +59,7 @@ def test_negative_weights_cancel(tmp_path):
 def test_training_arrays_selection_and_errors(toy_events):
     x, w, mask = training_arrays(toy_events)
     assert x.shape == (int(mask.sum()), 5)
-    assert np.all((x[:, 0] >= 105.0) & (x[:, 0] < 170.0))  # default window 105-170 GeV
+    assert np.all((x[:, 0] >= 108.0) & (x[:, 0] < 162.0))  # default window 108-162 GeV
     assert w.sum() == pytest.approx(toy_events["weight"][mask].sum())
     with pytest.raises(EmptySelectionError, match="loosen"):
         training_arrays(toy_events, Selection(lead_pt=5000.0))

@@ -19,7 +19,7 @@ mapping) and write the bundle directory --output: weights.pt, bundle.json,
 provenance.json, losses.csv/png, sampler.onnx (+ sampler_sofie.onnx, fixed batch).
 
 The training pre-selection (default: leading/subleading pT > 20/10 GeV, |eta| < 3,
-105 <= mll < 170 GeV) is looser than the analysis cuts, which generators apply after
+108 <= mll < 162 GeV) is looser than the analysis cuts, which generators apply after
 generation. A checkpoint is written after every epoch: after an interruption, rerun the
 same command with --resume. Weighted events, negative weights included, are handled by
 a weighted likelihood (see dyroot.train).
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--weight", default=None, help="weight expression (default: the mapping's); 1 for unit weights")
     g.add_argument("--events", "-n", type=int, default=None, help="use at most this many input entries per file")
     g.add_argument("--mll-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
-                   help="training mass window in GeV (default 105 170)")
+                   help="training mass window in GeV (default 108 162)")
     g.add_argument("--lead-pt", type=float, default=None, help="training leading-muon pT cut, GeV (default 20)")
     g.add_argument("--sublead-pt", type=float, default=None, help="training subleading-muon pT cut, GeV (default 10)")
     g.add_argument("--max-eta", type=float, default=None, help="training |eta| cut (default 3.0)")

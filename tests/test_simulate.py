@@ -49,7 +49,13 @@ def test_presets():
     assert (tr.selection.lead_pt, tr.selection.sublead_pt, tr.selection.max_abs_eta) == (20.0, 10.0, 3.0)
     from dyroot.train import DEFAULT_TRAINING_SELECTION
 
-    assert tr.selection == DEFAULT_TRAINING_SELECTION  # the sample is made for the flow's default training window
+    # The sample is made for the flow's default training window: it holds every event the flow trains on.
+    lo, hi = tr.selection.mll_range
+    tlo, thi = DEFAULT_TRAINING_SELECTION.mll_range
+    assert lo <= tlo < thi <= hi and lo >= 100.0  # and little more (no Z peak)
+    assert tr.selection.lead_pt <= DEFAULT_TRAINING_SELECTION.lead_pt
+    assert tr.selection.sublead_pt <= DEFAULT_TRAINING_SELECTION.sublead_pt
+    assert tr.selection.max_abs_eta >= DEFAULT_TRAINING_SELECTION.max_abs_eta
     assert SimulationConfig.from_dict(tr.to_dict()) == tr
 
 

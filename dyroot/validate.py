@@ -552,7 +552,8 @@ def run_validation(
         t = time.perf_counter()
         from .validate_spurious import spurious_split
 
-        spurious_split(b, member_bundles, templates, train_sel, ref, scheme, sel, cfg, res.spurious, res.notes)
+        spurious_split(b, member_bundles, templates, train_sel, ref, scheme, sel, cfg, res.spurious, res.notes,
+                       member_events=members)
         res.timings["spurious"] = time.perf_counter() - t
     res.timings["total"] = time.perf_counter() - t0
     return res

@@ -142,7 +142,7 @@ def _training_inputs(train: Mapping[str, np.ndarray], scheme: Any, edges: np.nda
 
 def spurious_split(bundle: Any, members: list[Any], templates: Any, train: dict[str, Any] | None,
                    ref: dict[str, Any], scheme: Any, sel: Any, cfg: Any, out: dict[str, Any],
-                   notes: list[str]) -> None:
+                   notes: list[str], member_events: list[dict[str, Any]] | None = None) -> None:
     """Fill ``out`` with the spurious-signal uncertainty split (see the module docstring).
 
     Args:
@@ -156,6 +156,8 @@ def spurious_split(bundle: Any, members: list[Any], templates: Any, train: dict[
         cfg: the :class:`~dyroot.validate.ValidationConfig`.
         out: filled with ``rows``, ``header``, ``figure``, ``numbers`` and ``per_category``.
         notes: what was skipped is appended here.
+        member_events: the selected events each member already generated (``ensemble_events``
+            events, key ``seed + 1 + k``); histogrammed instead of generating them again.
     """
     if importlib.util.find_spec("ROOT") is None or importlib.util.find_spec("dyroot.scan") is None:
         out["skipped"] = "RooFit (PyROOT) or dyroot.scan is not available"
@@ -188,8 +190,17 @@ def spurious_split(bundle: Any, members: list[Any], templates: Any, train: dict[
     if not nominal:
         out["skipped"] = "the nominal template is empty in every category"
         return
-    member_templates = [generate_templates(mb, cfg.ensemble_events, cfg.seed + 1 + k, backend="torch",
-                                           device=cfg.device, progress=False) for k, mb in enumerate(members)]
+    if member_events is not None and len(member_events) == len(members):
+        member_templates = []
+        for mb, ev in zip(members, member_events):
+            t_k = Templates.empty(t_nom.binning, scheme.names, provenance={
+                "n_events": cfg.ensemble_events, "sigma_pb": mb.config.get("sigma_pb"),
+                "bundle_hash": getattr(mb, "hash", None)})
+            t_k.fill({t_nom.binning.variable: ev[t_nom.binning.variable]}, ev["category"])
+            member_templates.append(t_k)
+    else:
+        member_templates = [generate_templates(mb, cfg.ensemble_events, cfg.seed + 1 + k, backend="torch",
+                                               device=cfg.device, progress=False) for k, mb in enumerate(members)]
     member_inputs = [[c for c in template_inputs(t_k, lumi, categories=names) if c.counts.sum() > 0]
                      for t_k in member_templates]
     factor = _rebin_factor(nominal + [c for m in member_inputs for c in m])

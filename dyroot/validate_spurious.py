@@ -250,6 +250,8 @@ def spurious_split(bundle: Any, members: list[Any], templates: Any, train: dict[
             if not (v.fits_ok and np.isfinite(v.s_spur)):
                 notes.append(f"spurious: the fit to the training-size sample in {name} did not converge")
                 continue
+            p_star = _point(s, per[name]["mh"])  # at the nominal's m_H*, for the figure
+            per[name].update({"n_sig_train_at_mh": p_star.n_sig, "delta_mc_train_at_mh": p_star.delta_mc})
             per[name].update({"s_spur_train": v.s_spur, "mh_train": v.mh_at_max, "n_sig_train": p.n_sig,
                               "delta_mc_train": p.delta_mc,
                               "bin_width_train": float((inputs[0].edges[1] - inputs[0].edges[0]) * f_train)})
@@ -272,11 +274,12 @@ def _tabulate(per: dict[str, dict[str, Any]], n_nom: int, origin: str, with_memb
                      format_value(d["s_spur_train"], d["delta_mc_train"]) if "s_spur_train" in d else "n/a",
                      f"{d['delta_s']:.3g}", f"{0.2 * d['delta_s']:.3g}"])
         cats.append(name)
-        series_t.append((d["n_sig"], d["delta_mc"]))
-        series_m.append((d["n_sig"], float(np.hypot(d["delta_mc"], sm)) if sm is not None else np.nan))
-        series_r.append((d.get("n_sig_train", np.nan), d.get("delta_mc_train", np.nan)))
-        band_lo.append(-0.2 * d["delta_s"])
-        band_hi.append(0.2 * d["delta_s"])
+        ds = d["delta_s"]  # the figure is in units of delta S, where the criterion is |S| < 0.2 delta S
+        series_t.append((d["n_sig"] / ds, d["delta_mc"] / ds))
+        series_m.append((d["n_sig"] / ds, float(np.hypot(d["delta_mc"], sm)) / ds if sm is not None else np.nan))
+        series_r.append((d.get("n_sig_train_at_mh", np.nan) / ds, d.get("delta_mc_train_at_mh", np.nan) / ds))
+        band_lo.append(-0.2)
+        band_hi.append(0.2)
         numbers[f"s_spur_{name}"] = {"label": f"S_spur {name} ({d['function']}, template)", "value": d["s_spur"],
                                      "error": d["delta_mc"], "note": "error: template statistics (Delta_MC)"}
         if sm is not None:
@@ -300,8 +303,8 @@ def _tabulate(per: dict[str, dict[str, Any]], n_nom: int, origin: str, with_memb
                     "histograms are merged until no bin is empty). Delta_MC scales as 1/sqrt(N_gen); sigma_model "
                     "does not."),
         "figure": {"categories": cats, "series": series, "band": (band_lo, band_hi), "band_label": "±0.2 δS",
-                   "ylabel": r"fitted signal $\hat N_S(m_H^*)$ [events]",
-                   "caption": "Fitted signal at m_H* per category: the nominal template with its statistical error, "
-                              "with the model uncertainty added, and the training-size sample alone; grey: the "
-                              "±0.2 δS criterion."},
+                   "ylabel": r"fitted signal $\hat N_S(m_H^*)\ /\ \delta S$",
+                   "caption": "Fitted signal at m_H* per category in units of δS (the data's statistical "
+                              "uncertainty): the nominal template with its statistical error, with the model "
+                              "uncertainty added, and the training-size sample alone; grey: the ±0.2 δS criterion."},
     })

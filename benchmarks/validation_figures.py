@@ -68,7 +68,7 @@ def summarise(report: Path) -> dict[str, Any]:
         "ensemble_mode", "ensemble_events")}, "amplification": {}, "spurious": {}, "memorisation": None}
     print("\nAmplification of the m_mumu template in 110-160 GeV")
     print(f"{'category':18s} {'N_train':>8s} {'N_eff (ensemble)':>26s} {'G (ensemble)':>22s} {'G 95% lower':>11s} "
-          f"{'G(N_gen) quantile':>22s} {'G_eff quantile':>22s}")
+          f"{'G(N_gen) quantile':>22s} {'G_eff quantile':>22s} {'G ens. on quantiles':>22s}")
     for name, e in v["amplification"]["per_category"].items():
         ens, q = e.get("ensemble"), e.get("quantile")
         row: dict[str, Any] = {"n_train": e.get("n_train"), "n_heldout": e.get("n_truth"), "n_gen": e.get("n_gen")}
@@ -87,10 +87,29 @@ def summarise(report: Path) -> dict[str, Any]:
                                "n_quantiles": q["n_quantiles"]}
             s_q = _fmt(q["gain"][-1], q["gain_lo"][-1], q["gain_hi"][-1])
             s_qe = _fmt(q["g_eff"], q["g_eff_lo"], q["g_eff_hi"])
+        eq = e.get("ensemble_on_quantiles")
+        if eq:
+            row["ensemble_on_quantiles"] = {k: eq[k] for k in ("n_eff", "n_eff_lo", "n_eff_hi", "gain", "gain_lo",
+                                                                "gain_hi", "gain_limit95")}
         out["amplification"][name] = row
         n_train = e.get("n_train")
+        s_eq = _fmt(eq["gain"], eq["gain_lo"], eq["gain_hi"]) if eq else "n/a"
         print(f"{name:18s} {n_train if n_train is None else round(n_train):>8} {s_ens:>26s} {s_g:>22s} {s_lim:>11s} "
-              f"{s_q:>22s} {s_qe:>22s}")
+              f"{s_q:>22s} {s_qe:>22s} {s_eq:>22s}")
+    scan = v["amplification"].get("resolution_scan") or []
+    if scan:
+        print("\nG of the inclusive m_mumu template against the resolution (number of regions)")
+        out["resolution_scan"] = []
+        for r in scan:
+            q, e = r.get("quantile"), r.get("ensemble")
+            item = {"regions": r["regions"], "n_regions": r["n_regions"]}
+            if q:
+                item["quantile"] = {k: q[k] for k in ("g_eff", "g_eff_lo", "g_eff_hi", "g_eff_limit95")}
+            if e:
+                item["ensemble"] = {k: e[k] for k in ("gain", "gain_lo", "gain_hi", "gain_limit95", "n_eff")}
+            out["resolution_scan"].append(item)
+            print(f"  {r['regions']:14s} quantile G_eff {_fmt(q['g_eff'], q['g_eff_lo'], q['g_eff_hi']) if q else 'n/a':>22s}"
+                  f"   ensemble G {_fmt(e['gain'], e['gain_lo'], e['gain_hi']) if e else 'n/a':>22s}")
     sp = v.get("spurious") or {}
     if sp.get("per_category"):
         print(f"\nSpurious signal at {sp.get('lumi_fb')} fb^-1 (nominal template: {sp.get('nominal')})")

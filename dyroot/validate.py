@@ -18,7 +18,10 @@ generates), and computes:
    category: the quantile-MSE method with the held-out events as truth (measurable up
    to roughly their size), and, with an ensemble, the variance fit
    :math:`a/N + c` giving :math:`N_\mathrm{eff}` and
-   :math:`G = N_\mathrm{eff}/N_\mathrm{train}`.
+   :math:`G = N_\mathrm{eff}/N_\mathrm{train}`, in ``region_width`` bins and also in
+   the quantiles of the first method. :math:`n_\mathrm{equiv}` depends on the
+   resolution at which the shape is probed (finer regions see a smooth model error
+   spread over more bins), so the two are compared on the same regions.
 3. **Spurious signal with its uncertainty split** (:mod:`dyroot.validate_spurious`):
    the template-statistics part, the model part (ensemble spread), next to the
    :math:`S_\mathrm{spur}` of the training-size sample alone.
@@ -336,9 +339,10 @@ def _amplification(gen: dict[str, np.ndarray], ref: dict[str, np.ndarray], train
         g = gen["mll"][pick(gen)]
         entry["n_gen"] = int(g.size)
         nq = int(min(cfg.n_quantiles, n_truth // 50))
+        q_edges = None
         if n_train and nq >= 5 and g.size >= 100:
-            edges = quantile_edges(ref["mll"][mr], n_quantiles=nq, weights=ref["weight"][mr])
-            entry["quantile"] = quantile_amplification([g], edges, n_train=n_train, n_truth=n_truth)
+            q_edges = quantile_edges(ref["mll"][mr], n_quantiles=nq, weights=ref["weight"][mr])
+            entry["quantile"] = quantile_amplification([g], q_edges, n_train=n_train, n_truth=n_truth)
         elif n_train:
             notes.append(f"amplification: quantile method skipped in {rname} ({n_truth:.0f} held-out events: "
                          "fewer than 5 quantiles of 50)")
@@ -349,11 +353,46 @@ def _amplification(gen: dict[str, np.ndarray], ref: dict[str, np.ndarray], train
                 edges = np.arange(lo, hi + 0.5 * cfg.region_width, cfg.region_width)
                 entry["ensemble"] = ensemble_amplification(xs, edges, n_train=n_member)
                 entry["ensemble_mode"] = mode
+                if q_edges is not None:  # the same regions as the quantile method, to compare like with like
+                    entry["ensemble_on_quantiles"] = ensemble_amplification(xs, q_edges, n_train=n_member)
             else:
                 notes.append(f"amplification: ensemble method skipped in {rname} (fewer than 200 events per member)")
         per[rname] = entry
+        if idx is None:
+            out["resolution_scan"] = _resolution_scan(g, ref["mll"][mr], ref["weight"][mr], n_train, n_truth,
+                                                      [m["mll"][pick(m)] for m in members] if members else None,
+                                                      mode, lo, hi)
     out["per_category"] = per
     out["mll_range"] = [lo, hi]
+
+
+def _resolution_scan(g: np.ndarray, ref_mll: np.ndarray, ref_w: np.ndarray, n_train: float | None, n_truth: float,
+                     xs: list[np.ndarray] | None, mode: str | None, lo: float, hi: float) -> list[dict[str, Any]]:
+    """G against the resolution at which the m_mumu shape is probed (inclusive): a smooth model error
+    spread over more regions costs less per region, so n_equiv grows with the number of regions."""
+    from .amplification import ensemble_amplification, quantile_amplification, quantile_edges
+
+    rows: list[dict[str, Any]] = []
+    if not n_train:
+        return rows
+    for nq in (10, 25, 50, 100):
+        if n_truth // 50 < nq:
+            break
+        e = quantile_edges(ref_mll, n_quantiles=nq, weights=ref_w)
+        row: dict[str, Any] = {"regions": f"{nq} quantiles", "n_regions": nq,
+                               "quantile": quantile_amplification([g], e, n_train=n_train, n_truth=n_truth,
+                                                                  n_gen=[len(g)])}
+        if xs and min(x.size for x in xs) >= 200:
+            n_member = n_train / len(xs) if mode == "disjoint" else n_train
+            row["ensemble"] = ensemble_amplification(xs, e, n_train=n_member)
+        rows.append(row)
+    if xs and min(x.size for x in xs) >= 200:
+        n_member = n_train / len(xs) if mode == "disjoint" else n_train
+        for w in (1.0, 2.5, 5.0, 10.0):
+            e = np.arange(lo, hi + 0.5 * w, w)
+            rows.append({"regions": f"{w:g} GeV bins", "n_regions": len(e) - 1,
+                         "ensemble": ensemble_amplification(xs, e, n_train=n_member)})
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------- memorisation

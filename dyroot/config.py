@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 from .exceptions import ConfigError
 
-__all__ = ["Key", "SCHEMA", "defaults", "validate", "load_config", "example_toml", "DEFAULT_CONFIG"]
+__all__ = ["Key", "SCHEMA", "defaults", "validate", "load_config", "example_toml", "to_toml", "DEMO_CONFIG"]
 
 _NUMBER = (int, float)
 
@@ -345,8 +345,21 @@ def example_toml() -> str:
     return "\n".join(lines)
 
 
-#: The configuration of ``dyroot demo`` (the README's main job): everything at its default
-#: but a smaller sample and training, sized to finish within about 20 minutes on 2 cores.
-DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
+def to_toml(raw: Mapping[str, Mapping[str, Any]]) -> str:
+    """A configuration (sections of keys) as TOML text."""
+    lines = []
+    for sec, keys in raw.items():
+        lines.append(f"[{sec}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in keys.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)
+
+
+#: The configuration of ``dyroot demo`` (the README's main job): the defaults, with sizes
+#: chosen to finish within about 20 minutes on 2 cores (measured: see README).
+DEMO_CONFIG: dict[str, dict[str, Any]] = {
     "run": {"output": "demo"},
+    "simulate": {"events": 250_000},
+    "signal": {"events": 20_000, "mh": [120.0, 125.0, 130.0]},
+    "generate": {"events": 100_000_000},
 }

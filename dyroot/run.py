@@ -155,6 +155,9 @@ def _stage_sample(cfg: Mapping[str, Any], out: Path, records: Mapping[str, Stage
         if inp[name]:
             kwargs[name] = inp[name]
     events = read_events(sources, **kwargs)
+    from .plots import plot_mll_per_category
+
+    plot_mll_per_category(events, folder / "mll_per_category.png", force=True)
     n = len(events["weight"])
     rng = np.random.default_rng([cfg["run"]["seed"], 0x5A3])
     heldout = rng.random(n) < inp["heldout_fraction"]
@@ -166,7 +169,8 @@ def _stage_sample(cfg: Mapping[str, Any], out: Path, records: Mapping[str, Stage
     summary.update(n_events=n, n_training=int((~heldout).sum()), n_heldout=int(heldout.sum()), sigma_pb=sigma,
                    weight_sum=float(events["weight"].sum()))
     log(f"{n:,} events: {summary['n_training']:,} for training, {summary['n_heldout']:,} held out")
-    return {"training": "sample/training.npz", "heldout": "sample/heldout.npz"}, summary
+    return {"training": "sample/training.npz", "heldout": "sample/heldout.npz",
+            "plot": "sample/mll_per_category.png"}, summary
 
 
 def _stage_signal(cfg: Mapping[str, Any], out: Path, records: Mapping[str, StageRecord],

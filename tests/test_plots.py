@@ -1,8 +1,6 @@
-"""Tests of dyroot.plots and of ``dyroot demo`` (its first version: sample + plot)."""
+"""Tests of dyroot.plots (``dyroot demo`` is tested in tests/test_run.py)."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -49,22 +47,3 @@ def test_bad_plot_inputs(rng):
         mll_per_category_figure({"mll": np.ones(3)})
     with pytest.raises(ConfigError, match="range"):
         mll_per_category_figure(_events(rng), mll_range=(160.0, 110.0))
-
-
-@pytest.mark.sim
-def test_demo_runs_and_reuses(tmp_path, capsys):
-    pytest.importorskip("pythia8mc")
-    from dyroot.cli import main
-
-    argv = ["demo", "--output-dir", str(tmp_path / "demo"), "--events", "400", "--jobs", "1", "--no-progress"]
-    assert main(argv) == 0
-    first = json.loads(capsys.readouterr().out)
-    assert first["n_events"] == 400 and first["steps"]["plot"] == "written"
-    assert (tmp_path / "demo" / "mll_per_category.png").read_bytes()[:8] == PNG_MAGIC
-    assert main(argv) == 0  # the second run reuses the finished sample and plot
-    second = json.loads(capsys.readouterr().out)
-    assert second["steps"] == {"simulate": "reused", "plot": "reused"}
-    assert second["sigma_selected_pb"] == first["sigma_selected_pb"]
-    other = ["demo", "--output-dir", str(tmp_path / "demo"), "--events", "401", "--jobs", "1", "--no-progress"]
-    assert main(other) == 2  # a different sample needs --force
-    assert "--force" in capsys.readouterr().err

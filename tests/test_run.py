@@ -74,3 +74,17 @@ def test_cli_checks_config_before_work(tmp_path, capsys):
     assert main(["init", str(tmp_path / "ex.toml")]) == 0
     assert main(["run", str(tmp_path / "ex.toml"), "--check"]) == 0
     assert main(["init", str(tmp_path / "ex.toml")]) == 2  # never overwritten without --force
+
+
+def test_demo_configuration(capsys):
+    # The README's main job: the whole chain with >= 1e8 events through SOFIE in RDataFrame.
+    import tomllib
+
+    from dyroot.cli import main
+    from dyroot.config import DEMO_CONFIG
+
+    assert main(["demo", "--print-config"]) == 0
+    cfg = validate(tomllib.loads(capsys.readouterr().out))
+    assert cfg == validate(DEMO_CONFIG)
+    assert cfg["generate"]["events"] >= 10**8 and cfg["generate"]["backend"] == "sofie"
+    assert cfg["input"]["files"] == [] and cfg["validate"]["enabled"]

@@ -48,6 +48,20 @@ def _interval(v: float, lo: float, hi: float, limit95: float | None = None) -> s
     return format_value(v, (v - lo, (hi - v) if np.isfinite(hi) else np.inf))
 
 
+def _selection_text(sel: dict[str, Any]) -> str:
+    """A selection record in words, e.g. ``leading pT > 27 GeV, ...``."""
+    if not sel:
+        return "none"
+    parts = [f"leading pT > {sel.get('lead_pt')} GeV", f"subleading pT > {sel.get('sublead_pt')} GeV",
+             f"|eta| < {sel.get('max_abs_eta')}"]
+    if sel.get("opposite_charge"):
+        parts.append("opposite charges")
+    if sel.get("mll_range"):
+        lo, hi = sel["mll_range"]
+        parts.append(f"{lo:g} <= m_mumu < {hi:g} GeV")
+    return ", ".join(parts)
+
+
 def _number(sec: Section, label: str, v: float, lo: float, hi: float, *, limit95: float | None = None,
             unit: str = "", note: str = "", key: str = "") -> None:
     """A key number from a 68 % interval (a lower limit, as text, when the value is infinite)."""
@@ -110,7 +124,8 @@ def inputs_section(res: Any) -> Section:
     sec.table(["sample", "events"], [[a, "n/a" if b is None else b] for a, b in sizes])
     if (i.get("training") or {}).get("split"):
         sec.text(f"Training events: {i['training']['split']}.")
-    sec.text(f"Selection: `{i.get('selection')}`; categories: {', '.join(i.get('categories') or [])}.")
+    sec.text(f"Selection: {_selection_text(i.get('selection') or {})}; categories: "
+             f"{', '.join(i.get('categories') or [])}.")
     return sec
 
 

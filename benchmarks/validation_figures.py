@@ -4,6 +4,8 @@ Method (each stage is one dyroot command, printed before it runs; a stage whose 
 exists is skipped, so an interrupted run resumes):
 
   1. dyroot simulate --preset training -n N_TRAIN --seed 1          -> WORK/train.root
+     (the training preset is the flow's training window, reco 105-170 GeV, so the flow
+     sees all N_TRAIN events: 90 % for training, 10 % for its validation split)
   2. dyroot simulate --preset analysis -n N_HELDOUT --seed 2        -> WORK/heldout.root
      (held-out events, never trained on; larger than the training set so that the
      quantile-MSE method can resolve G > 1)

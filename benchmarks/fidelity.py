@@ -183,7 +183,7 @@ def _train_muons(events: dict[str, np.ndarray], out: Path, flow: Any, train: Any
     wt = torch.from_numpy(w).float()
     out.mkdir(parents=True, exist_ok=True)
     data = {"y_train": y[tr], "w_train": wt[tr], "c_train": None, "y_val": y[va], "w_val": wt[va], "c_val": None}
-    state = fit_flow(model, data, train, out, progress=True)
+    state = fit_flow(model, data, train, out, progress=False)
     model.load_state_dict(state["best_state"])
     torch.save({"state": model.state_dict(), "pre": [p.to_dict() for p in pre], "flow": flow.to_dict()},
                out / "muons_model.pt")
@@ -318,7 +318,7 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=6)
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--bins", type=int, default=16)
+    ap.add_argument("--bins", type=int, default=8)
     ap.add_argument("--mll-range", type=float, nargs=2, default=None, help="training window (default the dyroot default)")
     ap.add_argument("--name", default=None, help="sub-directory name (default: the variant)")
     ap.add_argument("--seed", type=int, default=1)

@@ -67,7 +67,7 @@ ARCHITECTURES = ("spline", "affine")
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """Hyper-parameters of a :class:`Flow` (all JSON-able; stored in the bundle).
+    r"""Hyper-parameters of a :class:`Flow` (all JSON-able; stored in the bundle).
 
     Args:
         features: the dimension ``D`` of the flow (5 for ``FLOW_FEATURES``).
@@ -81,8 +81,13 @@ class FlowConfig:
         min_bin: smallest bin width and height, as a fraction of ``2 * bound / bins``.
         min_derivative: smallest knot derivative of the splines.
         scale_cap: bound of the log-scale of the affine couplings.
+        marginal: the coordinate (0 = mll) whose distribution is modelled first, by its
+            own spline (of the context only), and conditions every coupling layer, which
+            transform the other coordinates: :math:`p(x) = p(x_m)\,p(x_{\ne m} \mid x_m)`.
+            ``None``: every coordinate goes through the couplings.
+        marginal_bins: bins of that spline.
         masks: the transformed coordinates of each layer; ``None`` computes them
-            (:func:`coupling_masks`).
+            (:func:`coupling_masks`, over the coordinates other than ``marginal``).
     """
 
     features: int = 5
@@ -91,11 +96,13 @@ class FlowConfig:
     layers: int = 6
     hidden: int = 64
     depth: int = 2
-    bins: int = 16
+    bins: int = 8
     bound: float = 5.0
     min_bin: float = 1e-2
     min_derivative: float = 1e-3
     scale_cap: float = 3.0
+    marginal: int | None = 0
+    marginal_bins: int = 32
     masks: tuple[tuple[int, ...], ...] | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -111,14 +118,25 @@ class FlowConfig:
             problems.append(f"bound = {self.bound} must be > 0")
         if not 0 < self.min_bin < 1:
             problems.append(f"min_bin = {self.min_bin} must be in (0, 1)")
+        if self.marginal is not None and not 0 <= int(self.marginal) < int(self.features):
+            problems.append(f"marginal = {self.marginal} is not a coordinate index (0 .. {self.features - 1}) or None")
+        if self.marginal is not None and self.features < 3:
+            problems.append("a separate marginal needs at least 3 features")
+        if self.marginal_bins < 2:
+            problems.append(f"marginal_bins = {self.marginal_bins} is too small")
         if problems:
             raise ConfigError(problems)
+        others = [i for i in range(self.features) if i != self.marginal]
         if self.masks is None:
-            object.__setattr__(self, "masks", coupling_masks(self.features, self.layers))
+            masks = tuple(tuple(others[i] for i in m) for m in coupling_masks(len(others), self.layers))
+            object.__setattr__(self, "masks", masks)
         else:
             masks = tuple(tuple(int(i) for i in m) for m in self.masks)
-            if len(masks) != self.layers or any(not m or len(m) >= self.features for m in masks):
-                raise ConfigError(f"masks must list, for each of the {self.layers} layers, a proper non-empty subset")
+            if len(masks) != self.layers or any(not m or len(m) >= len(others) + (self.marginal is not None)
+                                                or not set(m) <= set(others) for m in masks):
+                msg = (f"masks must list, for each of the {self.layers} layers, a proper non-empty subset of the "
+                       f"coordinates {others}")
+                raise ConfigError(msg)
             object.__setattr__(self, "masks", masks)
 
     def to_dict(self) -> dict[str, Any]:
@@ -284,47 +302,33 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.net(x)
 
-    class Coupling(nn.Module):
-        """One coupling layer: coordinates ``mask`` transformed given the others (and the context)."""
+    class SplineBase(nn.Module):
+        """Monotonic rational-quadratic spline pieces on [-B, B] with ``bins`` bins."""
 
-        def __init__(self, config: FlowConfig, mask: tuple[int, ...]) -> None:
-            super().__init__()
-            d = config.features
-            self.cfg = config
-            self.tr = tuple(mask)
-            self.cond = tuple(i for i in range(d) if i not in mask)
-            # column selection and merging by Slice + Concat (exact, and cheaper than tiny MatMuls)
-            self.tr_runs = _runs(self.tr)
-            self.cond_runs = _runs(self.cond)
-            order = self.tr + self.cond  # the columns of concat(transformed, conditioning)
-            self.merge_runs = _runs([order.index(i) for i in range(d)])
-            self.n_tr = len(self.tr)
-            self.n_par = 3 * config.bins - 1 if config.architecture == "spline" else 2
-            self.conditioner = Conditioner(len(self.cond) + config.context, self.n_tr * self.n_par,
-                                           config.hidden, config.depth)
-            if config.architecture == "spline":
-                k, b = config.bins, config.bound
-                # knots with sentinels -(B+1), B+1 at the ends, for the bin search
-                sentinel = torch.zeros(k + 1)
-                sentinel[0], sentinel[k] = -1.0, 1.0
-                self.register_buffer("sentinel", sentinel, persistent=False)
-                self.min_d = config.min_derivative
-                self.d_shift = math.log(math.expm1(1.0 - config.min_derivative))  # raw 0 -> derivative 1
+        def _setup_spline(self, config: FlowConfig, bins: int) -> None:
+            self.bins = int(bins)
+            self.bound = float(config.bound)
+            self.min_bin = float(config.min_bin)
+            self.min_d = config.min_derivative
+            self.d_shift = math.log(math.expm1(1.0 - config.min_derivative))  # raw 0 -> derivative 1
+            # added to the knots: sentinels -(B+1), B+1 at the ends, for the bin search
+            sentinel = torch.zeros(self.bins + 1)
+            sentinel[0], sentinel[self.bins] = -1.0, 1.0
+            self.register_buffer("sentinel", sentinel, persistent=False)
 
-        # ---- spline pieces ---------------------------------------------------------------
         def _knots(self, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """Knots [M, K+1] (x, y, x with sentinels, y with sentinels) and derivatives [M, K+1]."""
-            k = self.cfg.bins
-            mb = self.cfg.min_bin
+            k = self.bins
+            mb = self.min_bin
             w = mb / k + (1.0 - mb) * torch.softmax(h[:, :k], dim=-1)
             hh = mb / k + (1.0 - mb) * torch.softmax(h[:, k : 2 * k], dim=-1)
             cw, ch = torch.cumsum(w, dim=-1), torch.cumsum(hh, dim=-1)
             # knots x_0..x_K = -B, -B + 2B cw_0, ..., -B + 2B cw_{K-2}, B (the ends exact), by Slice + Concat
             zero = cw[:, :1] * 0.0
             one = zero + 1.0
-            two_b = 2.0 * self.cfg.bound
-            xk = torch.cat([zero, cw[:, : k - 1], one], dim=-1) * two_b - self.cfg.bound
-            yk = torch.cat([zero, ch[:, : k - 1], one], dim=-1) * two_b - self.cfg.bound
+            two_b = 2.0 * self.bound
+            xk = torch.cat([zero, cw[:, : k - 1], one], dim=-1) * two_b - self.bound
+            yk = torch.cat([zero, ch[:, : k - 1], one], dim=-1) * two_b - self.bound
             xs = xk + self.sentinel
             ys = yk + self.sentinel
             dk = torch.cat([one, self.min_d + F.softplus(h[:, 2 * k :] + self.d_shift), one], dim=-1)
@@ -332,19 +336,19 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
 
         def _pick(self, onehot: torch.Tensor, knots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """Left and right knot of the selected bin, as [M, 1]."""
-            k = self.cfg.bins  # a Python int: no Shape op in the exported graph
+            k = self.bins  # a Python int: no Shape op in the exported graph
             lo = (onehot * knots[:, :k]).sum(dim=-1, keepdim=True)
             hi = (onehot * knots[:, 1:]).sum(dim=-1, keepdim=True)
             return lo, hi
 
         def _onehot(self, v: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
             ge = (v >= search).to(v.dtype)  # [M, K+1], 1...1 0...0
-            k = self.cfg.bins
+            k = self.bins
             return ge[:, :k] - ge[:, 1:]
 
         def _spline_forward(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """Sampling direction z -> y on flattened [M, 1] inputs; returns y and log dy/dz."""
-            b = self.cfg.bound
+            b = self.bound
             xk, yk, xs, _, dk = self._knots(h)
             zc = torch.clamp(z, -b, b)
             oh = self._onehot(zc, xs)
@@ -363,7 +367,7 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
 
         def _spline_inverse(self, y: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """Density direction y -> z (quadratic solve); returns z and log dy/dz (at z)."""
-            b = self.cfg.bound
+            b = self.bound
             xk, yk, _, ys, dk = self._knots(h)
             yc = torch.clamp(y, -b, b)
             oh = self._onehot(yc, ys)
@@ -386,6 +390,27 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
             deriv = s * s * (d1 * xi * xi + 2.0 * s * t + d0 * (1.0 - xi) * (1.0 - xi)) / (den * den)
             inside = (torch.abs(y) < b).to(y.dtype)
             return z, inside * torch.log(deriv)
+
+    class Coupling(SplineBase):
+        """One coupling layer: coordinates ``mask`` transformed given the others (and the context)."""
+
+        def __init__(self, config: FlowConfig, mask: tuple[int, ...]) -> None:
+            super().__init__()
+            d = config.features
+            self.cfg = config
+            self.tr = tuple(mask)
+            self.cond = tuple(i for i in range(d) if i not in mask)
+            # column selection and merging by Slice + Concat (exact, and cheaper than tiny MatMuls)
+            self.tr_runs = _runs(self.tr)
+            self.cond_runs = _runs(self.cond)
+            order = self.tr + self.cond  # the columns of concat(transformed, conditioning)
+            self.merge_runs = _runs([order.index(i) for i in range(d)])
+            self.n_tr = len(self.tr)
+            self.n_par = 3 * config.bins - 1 if config.architecture == "spline" else 2
+            self.conditioner = Conditioner(len(self.cond) + config.context, self.n_tr * self.n_par,
+                                           config.hidden, config.depth)
+            if config.architecture == "spline":
+                self._setup_spline(config, config.bins)
 
         # ---- the coupling ---------------------------------------------------------------
         def _params(self, v: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -425,6 +450,41 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
                 ld = log_scale
             return self._merge(z, y_cond), ld.sum(dim=-1)
 
+    class Marginal(SplineBase):
+        """The spline of the ``marginal`` coordinate: free parameters, or an MLP of the context."""
+
+        def __init__(self, config: FlowConfig) -> None:
+            super().__init__()
+            self._setup_spline(config, config.marginal_bins)
+            self.index = int(config.marginal or 0)
+            d = config.features
+            self.before = [(0, self.index)] if self.index > 0 else []
+            self.after = [(self.index + 1, d)] if self.index + 1 < d else []
+            n_par = 3 * self.bins - 1
+            if config.context:
+                self.conditioner = Conditioner(config.context, n_par, config.hidden, config.depth)
+            else:
+                self.theta = nn.Parameter(torch.zeros(n_par))
+
+        def _h(self, v: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+            if context is not None:
+                return self.conditioner(context)
+            return v * 0.0 + self.theta  # [M, 1] + [P] -> [M, P] (no Expand in the graph)
+
+        def _put(self, full: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+            parts = [full[:, a:b] for a, b in self.before] + [col] + [full[:, a:b] for a, b in self.after]
+            return torch.cat(parts, dim=-1)
+
+        def generate(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            v = z[:, self.index : self.index + 1]
+            y, ld = self._spline_forward(v, self._h(v, context))
+            return self._put(z, y), ld[:, 0]
+
+        def normalise(self, y: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            v = y[:, self.index : self.index + 1]
+            z, ld = self._spline_inverse(v, self._h(v, context))
+            return self._put(y, z), ld[:, 0]
+
     class Flow(nn.Module):
         """The flow: noise -> standardised features, and its density.
 
@@ -436,7 +496,12 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
         def __init__(self, config: FlowConfig) -> None:
             super().__init__()
             self.config = config
+            self.marginal = Marginal(config) if config.marginal is not None else None
             self.couplings = nn.ModuleList(Coupling(config, m) for m in config.masks or ())
+
+        def _layers(self) -> list[Any]:
+            """The transforms in sampling order: the marginal spline, then the couplings."""
+            return ([self.marginal] if self.marginal is not None else []) + list(self.couplings)
 
         def _check_context(self, context: torch.Tensor | None) -> None:
             if self.config.context and context is None:
@@ -448,7 +513,7 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
         def generate(self, z: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
             """Map noise ``z`` [N, D] to standardised features [N, D]."""
             self._check_context(context)
-            for c in self.couplings:
+            for c in self._layers():
                 z, _ = c.generate(z, context)
             return z
 
@@ -456,7 +521,7 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
             """As :meth:`generate`, also returning log|det dy/dz| per event."""
             self._check_context(context)
             total = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
-            for c in self.couplings:
+            for c in self._layers():
                 z, ld = c.generate(z, context)
                 total = total + ld
             return z, total
@@ -465,7 +530,7 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
             """Map features ``y`` to noise; returns ``(z, log|det dz/dy|)``."""
             self._check_context(context)
             total = torch.zeros(y.shape[0], dtype=y.dtype, device=y.device)
-            for c in reversed(self.couplings):
+            for c in reversed(self._layers()):
                 y, ld = c.normalise(y, context)
                 total = total - ld
             return y, total
@@ -519,5 +584,5 @@ def _classes() -> dict[str, Any]:  # noqa: C901 - the torch classes, defined onc
             y, ld = self.preprocessing(x)
             return self.flow.log_prob(y, self.standardise_context(context)) + ld
 
-    _CLASSES.update(Flow=Flow, Coupling=Coupling, Conditioner=Conditioner, FlowModel=FlowModel)
+    _CLASSES.update(Flow=Flow, Coupling=Coupling, Marginal=Marginal, Conditioner=Conditioner, FlowModel=FlowModel)
     return _CLASSES

@@ -24,13 +24,13 @@ ATOL = 1e-4
 
 @pytest.fixture(scope="module")
 def wild_bundle(tiny_bundle, tmp_path_factory):
-    """tiny_bundle with every coupling pushed far from the identity (strongly bent splines), re-exported."""
+    """tiny_bundle with every spline (couplings and the mll marginal) pushed far from the identity, re-exported."""
     dst = tmp_path_factory.mktemp("wild") / "wild"
     shutil.copytree(tiny_bundle, dst)
     state = torch.load(dst / "weights.pt", weights_only=True)
     g = torch.Generator().manual_seed(8)
     for k, v in state.items():
-        if k.endswith(("net.4.weight", "net.4.bias")):  # the conditioners' last layers
+        if k.endswith(("net.4.weight", "net.4.bias", "marginal.theta")):  # the splines' last layers
             state[k] = v + 0.25 * torch.randn(v.shape, generator=g)
     torch.save(state, dst / "weights.pt")
     export_bundle(dst)

@@ -8,6 +8,15 @@ conditioned on a context vector :math:`c` (a one-hot category, or user variables
 .. math:: y = g_{L-1} \circ \dots \circ g_0(z; c), \qquad
           \log p(y \mid c) = \log \mathcal N(z) - \sum_l \log|\det \partial g_l / \partial z_l|.
 
+The mass comes first (``marginal=0``, the default): its distribution is modelled by
+its own one-dimensional spline (32 bins; free parameters, or an MLP of :math:`c`),
+and every coupling layer is conditioned on it and transforms only the other
+coordinates, so :math:`p(y \mid c) = p(m \mid c)\, p(y_{\ne m} \mid m, c)`. The
+:math:`m_{\mu\mu}` spectrum, the quantity the project is judged on, is then learned
+directly by a 1-D density instead of emerging from the composition of all layers:
+on 10^6 training events this removed a 2-3 % deficit at 145-160 GeV that the plain
+coupling flows (4 or 6 layers) had (``benchmarks/fidelity.py``).
+
 Each coupling transforms a subset :math:`A_l` of the coordinates, element-wise and
 monotonically, with parameters given by an MLP (the conditioner) of the other
 coordinates and of :math:`c`; the subsets alternate (layer :math:`2p` transforms

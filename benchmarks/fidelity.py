@@ -136,7 +136,8 @@ def train_variant(variant: str, events: dict[str, np.ndarray], out: Path, args: 
 
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                         threads=args.threads, patience=args.patience)
-    flow = FlowConfig(layers=args.layers, hidden=args.hidden, bins=args.bins)
+    flow = FlowConfig(layers=args.layers, hidden=args.hidden, bins=args.bins, bound=args.bound,
+                      marginal=None if args.no_marginal else 0)
     t0 = time.time()
     if variant == "muons":
         return _train_muons(events, out, flow, train)
@@ -319,6 +320,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--bins", type=int, default=8)
+    ap.add_argument("--bound", type=float, default=5.0, help="spline interval [-B, B] of the standardised space")
+    ap.add_argument("--no-marginal", action="store_true", help="plain coupling flow (mll not modelled first)")
     ap.add_argument("--mll-range", type=float, nargs=2, default=None, help="training window (default the dyroot default)")
     ap.add_argument("--name", default=None, help="sub-directory name (default: the variant)")
     ap.add_argument("--seed", type=int, default=1)

@@ -150,6 +150,9 @@ SCHEMA: dict[str, tuple[str, dict[str, Key]]] = {
         "functions": Key([], "candidate functions (names or families); empty = the default catalogue", kind="list[str]"),
         "max_spurious_over_deltas": Key(0.2, "criterion |S_spur| < this * deltaS", minimum=0.0, above=True),
         "min_pvalue": Key(0.01, "criterion: background-only chi2 p-value above this", minimum=0.0),
+        "template_errors": Key("effective", "'effective' = Delta_MC and the chi2 use the errors of the events the "
+                               "template is worth (N_eff from the validation's amplification); 'generated' = of the "
+                               "events drawn (too small beyond N_eff)", choices=("effective", "generated")),
     }),
     "validate": ("Are the generated events statistically sound?", {
         "enabled": Key(True, "run the validation stage"),
@@ -272,6 +275,9 @@ def _consistency(cfg: Mapping[str, Mapping[str, Any]]) -> list[str]:
         out.append(f"signal.source = {cfg['signal']['source']!r}: no such file (or use 'simulate')")
     if cfg["validate"]["spurious_split"] and cfg["validate"]["enabled"] and cfg["model"]["ensemble"] == 1:
         out.append("model.ensemble = 1 gives no spread: use 0 (no ensemble) or >= 2")
+    if cfg["spurious"]["template_errors"] == "effective" and not cfg["validate"]["enabled"]:
+        out.append("spurious.template_errors = 'effective' needs the validation's amplification: set "
+                   "validate.enabled = true, or spurious.template_errors = 'generated'")
     if cfg["generate"]["backend"] != "torch" and cfg["generate"]["device"] != "cpu":
         out.append(f"generate.device = {cfg['generate']['device']!r} needs generate.backend = 'torch'")
     for f in cfg["input"]["files"]:

@@ -470,7 +470,7 @@ def generate_templates(
                  int(batch_size or DEFAULT_BATCH_SIZE[kind]))
     start = time.perf_counter()
     if backend == "sofie":
-        templates = _run_sofie(plan, bundle, threads)
+        templates = _run_sofie(plan, bundle, threads, progress)
     else:
         if backend == "torch":
             flat = _run_torch(plan, bundle, device, threads, progress, tf32=tf32, compile=compile)
@@ -485,7 +485,7 @@ def generate_templates(
     return templates
 
 
-def _run_sofie(plan: _Plan, bundle: Any, threads: int | None) -> Templates:
+def _run_sofie(plan: _Plan, bundle: Any, threads: int | None, progress: bool = False) -> Templates:
     try:
         from . import rdf
     except ImportError as err:
@@ -496,7 +496,7 @@ def _run_sofie(plan: _Plan, bundle: Any, threads: int | None) -> Templates:
     if fill is None:
         raise BuildError("dyroot.rdf has no fill_templates; use --backend torch or --backend onnxruntime")
     t: Templates = fill(bundle, plan.n_events, plan.seed, first_event=plan.first_event, binning=plan.binnings[0],
-                        threads=threads, extra_variables=plan.binnings[1:])
+                        threads=threads, extra_variables=plan.binnings[1:], progress=progress)
     return t
 
 

@@ -42,8 +42,8 @@ STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "signal": (("signal", "selection", "categories"), ()),
     "train": (("model", "selection", "categories"), ("sample",)),
     "generate": (("generate", "selection"), ("train",)),
-    "spurious": (("spurious",), ("generate", "signal")),
     "validate": (("validate", "spurious"), ("train", "generate", "signal")),
+    "spurious": (("spurious",), ("generate", "signal", "validate")),
     "report": ((), ("sample", "signal", "train", "generate", "spurious", "validate")),
 }
 
@@ -269,12 +269,48 @@ def _stage_spurious(cfg: Mapping[str, Any], out: Path, records: Mapping[str, Sta
     masses = tuple(float(x) for x in np.round(np.arange(lo, hi + 1e-9, s["step"]), 6))
     signal = SignalModel.read_json(out / records["signal"].outputs["model"])
     criteria = Criteria(max_z_spur=s["max_spurious_over_deltas"], min_chi2_pvalue=s["min_pvalue"])
+    neff = None
+    if s["template_errors"] == "effective":
+        neff = effective_events(records["validate"].summary)
+        known = {c: n for c, n in neff.items() if n is not None}
+        log("template errors: those of the model's effective size N_eff (amplification), "
+            + (", ".join(f"{c} {n:.3g}" for c, n in known.items()) if known else "unknown: the template's own"))
     log(f"spurious-signal scan: {len(masses)} Higgs masses at {s['lumi_fb']:g} fb^-1")
     res = spurious_signal(out / records["generate"].outputs["templates"], signal=signal, lumi_fb=s["lumi_fb"],
-                          functions=s["functions"] or None, masses=masses, criteria=criteria, workers=_workers(cfg))
+                          functions=s["functions"] or None, masses=masses, criteria=criteria, workers=_workers(cfg),
+                          effective_events=neff)
     res.write(out / "spurious", force=True)
     log("\n" + res.table())
-    return {"folder": "spurious", "summary": "spurious/summary.json"}, {"chosen": res.chosen}
+    return {"folder": "spurious", "summary": "spurious/summary.json"}, {
+        "chosen": res.chosen, "effective_events": {c.name: c.kish_events for c in res.inputs},
+        "error_inflation": {c.name: c.inflation for c in res.inputs}}
+
+
+def effective_events(validate_summary: Mapping[str, Any]) -> dict[str, float | None]:
+    """The events the generated template is worth, per category, from the validation's amplification.
+
+    The ensemble's :math:`N_\\mathrm{eff}` when there is one (it sees the model's own spread),
+    else the quantile method's; a central value that is infinite (the generator is as good as
+    the held-out events can tell) is replaced by its one-sided 95 % lower limit. ``None``
+    for a category without an estimate (its template keeps its own errors).
+    """
+    per = ((validate_summary or {}).get("amplification") or {}).get("per_category") or {}
+    out: dict[str, float | None] = {}
+    for region, a in per.items():
+        if region == "inclusive" or not isinstance(a, dict):
+            continue
+        n = None
+        for method in ("ensemble", "quantile"):
+            m = a.get(method) or {}
+            for key in ("n_eff", "n_eff_limit95"):
+                v = m.get(key)
+                if isinstance(v, (int, float)) and np.isfinite(v) and v > 0:
+                    n = float(v)
+                    break
+            if n is not None:
+                break
+        out[region] = n
+    return out
 
 
 def _stage_validate(cfg: Mapping[str, Any], out: Path, records: Mapping[str, StageRecord],

@@ -58,6 +58,10 @@ def test_types_and_ranges():
     with pytest.raises(ConfigError, match="needs at least one"):
         validate({"categories": {"scheme": "custom"}})
     assert validate({"generate": {"events": 10**9}})["generate"]["events"] == 10**9
+    with pytest.raises(ConfigError, match="needs the validation's amplification"):
+        validate({"validate": {"enabled": False}})
+    assert not validate({"validate": {"enabled": False}, "spurious": {"template_errors": "generated"}})["validate"][
+        "enabled"]
 
 
 def test_paths_relative_to_the_file(tmp_path):

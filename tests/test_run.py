@@ -12,7 +12,7 @@ pytest.importorskip("pythia8mc")
 pytest.importorskip("sofie")
 
 from dyroot.config import load_config, validate  # noqa: E402
-from dyroot.run import STAGES, run_pipeline  # noqa: E402
+from dyroot.run import STAGES, effective_events, run_pipeline  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.sim, pytest.mark.sofie]
 
@@ -41,6 +41,18 @@ def test_every_stage_runs_and_reports(tiny_run):
     assert titles == ["Summary", "Inputs", "Training", "Templates", "Spurious-signal test", "Validation",
                       "Provenance and timing"]
     assert result.report.is_file() and "<html" in result.report.read_text()[:500].lower()
+    # The validation section carries the amplification table: the inclusive region and each category.
+    val = next(s for s in report["sections"] if s["title"] == "Validation")
+    amp = next(t for t in val["tables"] if t["header"][0] == "region")
+    regions = list(result.stages["validate"].summary["amplification"]["per_category"])
+    assert regions[0] == "inclusive" and len(regions) == 7
+    assert [r[0] for r in amp["rows"]] == regions and all(r[2] != "-" for r in amp["rows"])  # generated counts known
+    # The scan used the errors of the template's effective size where the validation measured one.
+    spur, neff = result.stages["spurious"].summary, effective_events(result.stages["validate"].summary)
+    for cat, n in neff.items():
+        assert spur["error_inflation"][cat] >= 1.0
+        if n is not None and spur["error_inflation"][cat] > 1.0:
+            assert spur["effective_events"][cat] == pytest.approx(n, rel=1e-6)
     # The scan looked at every category; the chosen function, when there is one, is from the candidates.
     chosen = result.stages["spurious"].summary["chosen"]
     assert len(chosen) == 6 and set(chosen.values()) <= {None, *cfg["spurious"]["functions"]}
@@ -59,7 +71,19 @@ def test_rerun_reuses_and_reruns_only_what_changed(tiny_run):
     assert all(r.reused for r in again.stages.values())
     changed = validate({**cfg, "spurious": {**cfg["spurious"], "step": 5.0}})
     third = run_pipeline(changed, log=lambda s: None)
-    assert [n for n, r in third.stages.items() if not r.reused] == ["spurious", "validate", "report"]
+    assert [n for n, r in third.stages.items() if not r.reused] == ["validate", "spurious", "report"]
+
+
+def test_effective_events_from_the_validation_summary():
+    inf = float("inf")
+    summary = {"amplification": {"per_category": {
+        "inclusive": {"quantile": {"n_eff": 5e4}},
+        "a": {"quantile": {"n_eff": 1e4, "n_eff_limit95": 5e3}, "ensemble": {"n_eff": 2e4}},  # ensemble first
+        "b": {"quantile": {"n_eff": "inf", "n_eff_limit95": 3e3}},  # an infinite central value: the lower limit
+        "c": {"quantile": {"n_eff": inf, "n_eff_limit95": inf}},  # nothing usable
+        "d": {"n_gen": 10}}}}
+    assert effective_events(summary) == {"a": 2e4, "b": 3e3, "c": None, "d": None}
+    assert effective_events({"skipped": "validate.enabled = false"}) == {}
 
 
 def test_cli_checks_config_before_work(tmp_path, capsys):

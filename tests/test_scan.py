@@ -96,6 +96,28 @@ def test_poisson_template_relaxed_criterion(tmp_path, rng):
     assert v["Epoly3"].z_relaxed <= v["Epoly3"].z_spur
 
 
+def test_effective_events_inflate_the_template_errors(epoly3_templates):
+    """A generated template worth N_eff events (amplification) < the N drawn: Delta_MC grows by
+    sqrt(N/N_eff), the background-only chi2 shrinks by N/N_eff, the fitted yields do not move."""
+    sig, kw = SignalModel.default(["cat_a"]), {"functions": "Epoly2,Epoly3", "masses": (125.0,)}
+    own = spurious_signal(epoly3_templates, signal=sig, **kw)
+    eff = spurious_signal(epoly3_templates, signal=sig, effective_events={"cat_a": 1e6}, **kw)
+    c0, c1 = own.inputs[0], eff.inputs[0]
+    assert c0.kish_events == pytest.approx(1e8) and c0.inflation == 1.0
+    assert c1.kish_events == pytest.approx(1e6) and c1.inflation == pytest.approx(100.0)
+    for f in ("Epoly2", "Epoly3"):
+        a, b = own.scan("cat_a", f), eff.scan("cat_a", f)
+        assert b.points[0].n_sig == pytest.approx(a.points[0].n_sig, rel=1e-6, abs=1e-3)
+        assert b.points[0].delta_mc == pytest.approx(10.0 * a.points[0].delta_mc, rel=1e-6)
+        assert b.points[0].delta_s == pytest.approx(a.points[0].delta_s, rel=1e-6)
+    assert eff.scan("cat_a", "Epoly2").chi2 == pytest.approx(own.scan("cat_a", "Epoly2").chi2 / 100.0, rel=1e-6)
+    assert "N_eff = 1e+06 (f = 100)" in eff.table()
+    # A template already smaller than N_eff keeps its errors; unknown categories are refused.
+    assert spurious_signal(epoly3_templates, signal=sig, effective_events=1e9, **kw).inputs[0].inflation == 1.0
+    with pytest.raises(ConfigError, match="unknown categories"):
+        spurious_signal(epoly3_templates, signal=sig, effective_events={"nope": 1e6}, **kw)
+
+
 def test_template_scales(tmp_path):
     path = write_templates(tmp_path / "s.root", {"c": ("Epoly2", {"a1": -1.0, "a2": 0.1})}, raw=1e6, scale=0.02)
     assert template_inputs(path, 139.0)[0].scale == pytest.approx(0.02)

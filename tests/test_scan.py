@@ -192,6 +192,14 @@ def test_cli(epoly3_templates, tmp_path, capsys):
                      "--no-plots", "--no-workspace", "--output", str(tmp_path / "nosig")]) == 0
     assert main(["spurious", str(epoly3_templates), "--list-functions"]) == 0
     assert "BWZRedux" in capsys.readouterr().out
+    eff = ["spurious", str(epoly3_templates), "--functions", "Epoly3", "--masses", "125", "-q", "-j", "1",
+           "--no-plots", "--no-workspace", "--signal", str(sig), "--output"]
+    assert main(eff + [str(tmp_path / "eff"), "--effective-events", "cat_a=1e6"]) == 0
+    summary = json.loads((tmp_path / "eff" / "summary.json").read_text())
+    assert summary["categories"]["cat_a"]["error_inflation"] == pytest.approx(100.0)
+    capsys.readouterr()
+    assert main(eff + [str(tmp_path / "eff2"), "--effective-events", "cat_a:1e6"]) == 2
+    assert "CAT=N pairs" in capsys.readouterr().err
 
 
 @pytest.mark.slow

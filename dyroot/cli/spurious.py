@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="luminosity (fb^-1) the histograms correspond to (default: from the provenance)")
     g.add_argument("--template-scale", type=float, default=None, help="explicit factor to the data luminosity")
     g.add_argument("--categories", default=None, help="comma-separated subset of categories")
+    g.add_argument("--effective-events", nargs="+", default=None, metavar="N|CAT=N",
+                   help="the events a generated template is worth (N_eff from `dyroot validate`'s amplification): "
+                        "one number for every category or CAT=N pairs; its errors (Delta_MC, the chi2) become "
+                        "those of N_eff events. Default: the template's own statistics")
     g = parser.add_argument_group("scan")
     g.add_argument("--functions", default=None,
                    help="comma-separated names; 'Epoly*' selects a family (default: the whole catalogue)")
@@ -78,6 +82,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-plots", action="store_true", help="skip the plots")
     g.add_argument("--no-workspace", action="store_true", help="skip workspace.root / workspace.json")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress lines on stderr")
+
+
+def _effective_events(values: list[str] | None) -> dict[str, float] | float | None:
+    """``--effective-events`` as one number or ``{category: N}``."""
+    from ..exceptions import ConfigError
+
+    if not values:
+        return None
+    try:
+        if len(values) == 1 and "=" not in values[0]:
+            return float(values[0])
+        pairs = [v.split("=", 1) for v in values]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError
+        return {k.strip(): float(n) for k, n in pairs}
+    except ValueError:
+        raise ConfigError(f"--effective-events {' '.join(values)}: give one number (e.g. 5e5) or CAT=N pairs "
+                          "(e.g. central_lowpt=4.8e3 noncentral_lowpt=1.8e4)") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         template_lumi_fb=args.template_lumi,
         categories=[c.strip() for c in args.categories.split(",")] if args.categories else None,
         functions=args.functions, masses=_masses(args.masses), criteria=criteria,
-        fit=FitOptions(backend=args.backend), workers=args.jobs, progress=progress)
+        fit=FitOptions(backend=args.backend), workers=args.jobs, progress=progress,
+        effective_events=_effective_events(args.effective_events))
     paths = result.write(args.output, force=args.force, workspace=not args.no_workspace, plots=not args.no_plots)
     if not args.quiet:
         print(result.table(), file=sys.stderr)

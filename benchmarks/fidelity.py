@@ -24,6 +24,12 @@ Variants (``--variant``, to justify the choices; each trains its own model in WO
   muons     spline on the (pT, eta, phi) of both muons, standardised (the ATLAS study's
             coordinates), charges drawn at random; mll is computed from the muons
 
+Baselines (``--baselines``): the same numbers for the training sample itself against the
+held-out events (what a flow that copied its training sample exactly would score: the
+training sample's own fluctuations count against it), and for the generated events against
+the training sample. A flow close to its training sample (generated~training well below
+training~held-out x 2) has learned some of the training sample's fluctuations.
+
 Usage:
   python benchmarks/fidelity.py --train train_1M.root --heldout heldout_1M.root --workdir /tmp/model/fid \\
       [--variant default] [--n-train 1000000] [--epochs 20] [--generate 10000000] [--speed] [--threads 2]
@@ -330,6 +336,9 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true", help="also measure torch/onnxruntime/SOFIE on one core")
     ap.add_argument("--speed-reps", type=int, default=5)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--baselines", action="store_true",
+                    help="also score the training sample itself against the held-out (what an exact copy of the "
+                         "training sample scores) and the generated events against the training sample")
     args = ap.parse_args()
 
     import torch
@@ -366,6 +375,11 @@ def main() -> None:
     ref.pop("_efficiency")
     del gen_all
     result["fidelity"] = compare(ref, gen, scheme)
+    if args.baselines:
+        train_view = analysis_view(_read(args.train, args.n_train), selection, scheme)
+        train_view.pop("_efficiency")
+        result["baselines"] = {"train_vs_heldout": compare(ref, train_view, scheme),
+                               "generated_vs_train": compare(train_view, gen, scheme)}
     if args.speed and args.variant != "muons":
         result["speed_one_core"] = speed(out, reps=args.speed_reps)
     (out / "fidelity.json").write_text(json.dumps(result, indent=1, default=str))
@@ -380,6 +394,10 @@ def main() -> None:
     for var, c in f["variables"].items():
         print(f"  {var:10s} chi2/ndf {c['chi2_ndf']:.3f}")
     print(f"  mll ratio gen/ref in 5-GeV bins: {f['mll_ratio_5gev']['ratio']}")
+    for name, b in result.get("baselines", {}).items():
+        print(f"  baseline {name}: chi2/ndf mll {b['mll_inclusive']['chi2_ndf']:.3f}, per category "
+              + " ".join(f"{c['chi2_ndf']:.2f}" for c in b["categories"].values()) + "; "
+              + ", ".join(f"{v} {c['chi2_ndf']:.3f}" for v, c in b["variables"].items()))
     print(f"  torch flow on CPU ({args.threads} threads): {flow_rate:.3g} events/s")
     if "heldout_nll" in result:
         h = result["heldout_nll"]

@@ -18,7 +18,7 @@ DESCRIPTION = """\
 The main job on dyroot's embedded default, no user data needed: simulate a Drell-Yan
 reference sample and gg->H->mumu signal samples with Pythia 8, train the flow, generate
 10^8 events through SOFIE inside RDataFrame into m_mumu templates per category, run the
-spurious-signal scan, validate the generated events, and write one report. About 15-20
+spurious-signal scan, validate the generated events, and write one report. About 10
 minutes on two cores; every stage shows its progress, and a second run reuses the
 finished stages. `dyroot init` writes the same configuration for your own runs
 (`dyroot run`).

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dyroot.benchmark import _backend_figures, cpu_info, format_table, onnx_gemm_flops, run_benchmark
+from dyroot.benchmark import _backend_figures, _worker_sgemm, cpu_info, format_table, onnx_gemm_flops, run_benchmark
 
 
 def test_cpu_info():
@@ -14,6 +14,12 @@ def test_cpu_info():
     assert info["flop_per_cycle"] in (16, 32, 64)
     assert info["peak_gflops_per_core"] == pytest.approx(info["mhz"] * 1e-3 * info["flop_per_cycle"])
     assert info["cores"] >= 1
+
+
+def test_measured_sgemm_peak():
+    # a real measurement: positive, and far below anything a CPU core could do (1 TFLOP/s)
+    r = _worker_sgemm(n=256, seconds=0.05)
+    assert r["n"] == 256 and 0.1 < r["gflops"] < 1000.0
 
 
 def test_gemm_flops_known_answer(standin_bundle):

@@ -147,7 +147,7 @@ def train_variant(variant: str, events: dict[str, np.ndarray], out: Path, args: 
     t0 = time.time()
     if variant == "muons":
         return _train_muons(events, out, flow, train)
-    kw: dict[str, Any] = {"preprocessing": {"default": "probit", "affine": "probit", "raw": "none",
+    kw: dict[str, Any] = {"preprocessing": {"default": args.preprocessing, "affine": "probit", "raw": "none",
                                             "logit": "logit"}[variant]}
     if variant == "affine":
         flow = FlowConfig(architecture="affine", layers=8, hidden=128)
@@ -328,6 +328,7 @@ def main() -> None:
     ap.add_argument("--bins", type=int, default=8)
     ap.add_argument("--bound", type=float, default=5.0, help="spline interval [-B, B] of the standardised space")
     ap.add_argument("--no-marginal", action="store_true", help="plain coupling flow (mll not modelled first)")
+    ap.add_argument("--preprocessing", default="probit", help="pre-processing preset of the default variant")
     ap.add_argument("--mll-range", type=float, nargs=2, default=None, help="training window (default the dyroot default)")
     ap.add_argument("--name", default=None, help="sub-directory name (default: the variant)")
     ap.add_argument("--seed", type=int, default=1)

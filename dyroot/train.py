@@ -536,8 +536,11 @@ def train_bundle(
     if mll_bounds is None:
         lo, hi = float(x[:, 0].min()), float(x[:, 0].max())
         mll_bounds = (lo - 1e-6 * lo, hi + 1e-6 * hi)
+    # The dimuon rapidity lies between the muons' rapidities, and |y_mu| <= |eta_mu|: the
+    # training |eta| cut bounds yll (used by the presets that treat yll as bounded).
+    eta = training_selection.max_abs_eta
     pre = fit_preprocessing({c: x[tr, i] for i, c in enumerate(FLOW_FEATURES)}, w[tr], preset=preprocessing,
-                            mll_bounds=mll_bounds)
+                            mll_bounds=mll_bounds, bounds=None if eta is None else {"yll": (-float(eta), float(eta))})
     if train.threads:
         torch.set_num_threads(train.threads)
     dev = torch.device(train.device)

@@ -150,6 +150,29 @@ def test_preprocessing_round_trip_and_logdet(rng, preset):
         assert float(ld[i]) == pytest.approx(float(torch.linalg.slogdet(jac)[1]), abs=1e-6)
 
 
+def test_bounded_rapidity_preset(rng):
+    """probit_y treats y_mumu as bounded by the muons' |eta| cut: the dimuon rapidity lies between
+    the muons' rapidities (a mediant of e^{2y_i}) and |y_mu| <= |eta_mu|, so the bound is exact."""
+    from dyroot.features import dimuon_from_muons
+
+    n = 20_000
+    pt, eta = rng.uniform(10, 200, (2, n)), rng.uniform(-3, 3, (2, n))
+    phi = rng.uniform(-np.pi, np.pi, (2, n))
+    d = dimuon_from_muons(pt[0], eta[0], phi[0], np.ones(n), pt[1], eta[1], phi[1], -np.ones(n))
+    assert np.all(np.abs(d["yll"]) <= np.maximum(np.abs(eta[0]), np.abs(eta[1])) + 1e-12)
+    x = _physical(rng, 5000)
+    x["yll"] = np.clip(x["yll"], -2.999, 2.999)
+    specs = fit_preprocessing(x, preset="probit_y", mll_bounds=(105.0, 170.0), bounds={"yll": (-3.0, 3.0)})
+    assert specs[2].kind == "probit" and specs[2].params == {"lo": -3.0, "hi": 3.0}
+    pre = make_preprocessing(specs)
+    xt = torch.from_numpy(np.stack([x[k] for k in ("mll", "ptll", "yll", "costheta", "phi_cs")], 1))
+    with torch.no_grad():
+        back = pre.inverse(pre(xt)[0])
+    assert torch.max(torch.abs(back - xt)) < 1e-6
+    with pytest.raises(InputError, match="needs bounds"):
+        fit_preprocessing(x, preset="probit_y", mll_bounds=(105.0, 170.0))
+
+
 def test_probit_power_gaussianises_a_power_law(rng):
     x = _physical(rng, 100_000)
     spec = fit_feature("mll", x["mll"], kind="probit_power", bounds=(105.0, 170.0))

@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--hidden", type=int, default=64, help="conditioner width (default 64)")
     g.add_argument("--depth", type=int, default=2, help="conditioner hidden layers (default 2)")
     g.add_argument("--bins", type=int, default=8, help="spline bins (default 8)")
-    g.add_argument("--preprocessing", choices=("probit", "logit", "none"), default="probit",
+    g.add_argument("--preprocessing", choices=("probit", "probit_y", "logit", "none"), default="probit",
                    help="pre-transforms of the features (default probit; see dyroot.transforms)")
     g.add_argument("--context", default="none",
                    help="conditioning: none (default), category, or comma-separated event columns")

@@ -45,6 +45,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ._jsonutil import to_jsonable
 from .exceptions import ConfigError, CorruptFileError, InputError, MissingBranchError, MissingInputError, OutputExistsError
 from .features import DEFAULT_BINNING, DEFAULT_CATEGORIES, Binning
 
@@ -436,7 +437,9 @@ class Templates:
                         fYaxis=to_TAxis("yaxis", f"Events / {b.width:g}", 1, 0.0, 1.0),
                     )
                     f[name] = h
-                f[PROVENANCE_KEY] = _tnamed(PROVENANCE_KEY, json.dumps(self._provenance_record(), sort_keys=True))
+                # strict JSON (no Infinity/NaN tokens), readable by any JSON parser
+                record = to_jsonable(self._provenance_record())
+                f[PROVENANCE_KEY] = _tnamed(PROVENANCE_KEY, json.dumps(record, sort_keys=True, allow_nan=False))
             os.replace(tmp, path)
         finally:
             if tmp.exists():

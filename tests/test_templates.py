@@ -9,7 +9,7 @@ import pytest
 
 from dyroot.exceptions import ConfigError, CorruptFileError, InputError, MissingBranchError, MissingInputError, \
     OutputExistsError
-from dyroot.features import DEFAULT_BINNING, Binning
+from dyroot.features import DEFAULT_BINNING, Binning, CategoryScheme
 from dyroot.templates import PROVENANCE_KEY, Templates, bin_index, histogram_names
 
 CATS = ("a", "b", "c")
@@ -71,6 +71,22 @@ def test_write_read_round_trip(rng, tmp_path):
         assert r.entries[n] == t.entries[n]
     assert r.provenance["seed"] == 1 and r.provenance["normalisation"]["mode"] == "counts"
     assert [p.name for p in tmp_path.iterdir()] == ["t.root"]  # no temporary left behind
+    # The provenance is strict JSON (no Infinity tokens) even with open-ended categories.
+    from dyroot.features import DEFAULT_CATEGORIES
+
+    t.provenance["categories"] = DEFAULT_CATEGORIES.to_list()
+    t.provenance["bound"] = float("inf")
+    strict = t.write(tmp_path / "s.root")
+    import uproot
+
+    text = str(uproot.open(strict)["dyroot_provenance"].member("fTitle"))
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    prov = json.loads(text, parse_constant=refuse)
+    assert prov["bound"] == "inf" and prov["categories"][2]["ranges"]["ptll"] == [50.0, "inf"]
+    assert CategoryScheme.from_list(prov["categories"]) == DEFAULT_CATEGORIES
 
 
 @pytest.mark.root

@@ -29,8 +29,8 @@ Presets:
             come from below 100 GeV and 3e-6 from above 500 GeV in a wide-window sample
             (benchmarks/simulate_migration.py); reco masses below 110 GeV are incomplete.
   training  the looser pre-selection a flow is trained on: 20/10 GeV, |eta| < 3.0 (the
-            smearing table's 2.0-2.7 row is used beyond 2.7), reco 95 < mll < 180 GeV,
-            generator window 80-500 GeV.
+            smearing table's 2.0-2.7 row is used beyond 2.7), reco 105 <= mll < 170 GeV,
+            generator window 95-500 GeV.
 
 Examples:
   dyroot simulate --events 200000 --seed 1 --output ref.root

@@ -151,12 +151,17 @@ def train_variant(variant: str, events: dict[str, np.ndarray], out: Path, args: 
                                             "logit": "logit"}[variant]}
     if variant == "affine":
         flow = FlowConfig(architecture="affine", layers=8, hidden=128)
-    if args.mll_range:
+    if args.mll_range or args.max_eta:
         from dataclasses import replace
 
         from dyroot.train import DEFAULT_TRAINING_SELECTION
 
-        kw["training_selection"] = replace(DEFAULT_TRAINING_SELECTION, mll_range=tuple(args.mll_range))
+        sel = DEFAULT_TRAINING_SELECTION
+        if args.mll_range:
+            sel = replace(sel, mll_range=tuple(args.mll_range))
+        if args.max_eta:
+            sel = replace(sel, max_abs_eta=float(args.max_eta))
+        kw["training_selection"] = sel
     train_bundle(events, out, flow=flow, train=train, force=True, progress=not args.no_progress, **kw)
     from dyroot.export import export_bundle
 
@@ -330,6 +335,7 @@ def main() -> None:
     ap.add_argument("--no-marginal", action="store_true", help="plain coupling flow (mll not modelled first)")
     ap.add_argument("--preprocessing", default="probit", help="pre-processing preset of the default variant")
     ap.add_argument("--mll-range", type=float, nargs=2, default=None, help="training window (default the dyroot default)")
+    ap.add_argument("--max-eta", type=float, default=None, help="training |eta| cut (default the dyroot default)")
     ap.add_argument("--name", default=None, help="sub-directory name (default: the variant)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)

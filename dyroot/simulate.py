@@ -211,12 +211,13 @@ class SimulationConfig:
 
 #: Named starting points: ``analysis`` (the ATLAS-like analysis selection, every reco
 #: mass kept) and ``training`` (the looser pre-selection a flow is trained on:
-#: leading/subleading pT > 20/10 GeV, :math:`|\eta| < 3` (the smearing table's last row
-#: is extended flat beyond 2.7), reco 105 < mll < 170 GeV: the default training window of
+#: leading/subleading pT > 20/10 GeV, :math:`|\eta| < 3.5` (the smearing table's last row
+#: is extended flat beyond 2.7; the flow blurs this edge, so it is kept well away from the
+#: analysis's 2.7), reco 105 < mll < 170 GeV: the default training window of
 #: :data:`dyroot.train.DEFAULT_TRAINING_SELECTION`).
 PRESETS: dict[str, dict[str, Any]] = {
     "analysis": {"selection": Selection(27.0, 15.0, 2.7, True, None), "mass_window": DEFAULT_MASS_WINDOW},
-    "training": {"selection": Selection(20.0, 10.0, 3.0, True, (105.0, 170.0)),
+    "training": {"selection": Selection(20.0, 10.0, 3.5, True, (105.0, 170.0)),
                  "mass_window": TRAINING_MASS_WINDOW},
 }
 

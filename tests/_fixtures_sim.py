@@ -3,7 +3,7 @@
 Owned by the sim/io engineer; other stages may use them:
 
 * ``ref_sample``: Path of a ``dyroot simulate`` file with the **training** preset
-  (leading/subleading pT > 20/10 GeV, |eta| < 3, reco 105 <= mll < 170 GeV, generator
+  (leading/subleading pT > 20/10 GeV, |eta| < 3.5, reco 105 <= mll < 170 GeV, generator
   window 95-500 GeV), 10,000 events, seed 11, truth pT branches on.
 * ``ref_events``: ``read_events(ref_sample)`` plus ``mll_true``, ``mu1_pt_true``, ``mu2_pt_true``.
 * ``zpeak_sample``: Path, analysis cuts (27/15 GeV, |eta| < 2.7), generator window

@@ -46,7 +46,7 @@ def test_presets():
     assert preset_config().mass_window == PRESETS["analysis"]["mass_window"]
     assert preset_config().selection.mll_range is None
     tr = preset_config("training")
-    assert (tr.selection.lead_pt, tr.selection.sublead_pt, tr.selection.max_abs_eta) == (20.0, 10.0, 3.0)
+    assert (tr.selection.lead_pt, tr.selection.sublead_pt, tr.selection.max_abs_eta) == (20.0, 10.0, 3.5)
     from dyroot.train import DEFAULT_TRAINING_SELECTION
 
     # The sample is made for the flow's default training window: it holds every event the flow trains on.
@@ -94,7 +94,7 @@ def test_output_contract(ref_sample):
     assert 80.0 < prov["sigma_pb"] < 250.0
     # The training selection holds on every event.
     assert np.all(a["mu1_pt"] > 20.0) and np.all(a["mu2_pt"] > 10.0) and np.all(a["mu1_pt"] >= a["mu2_pt"])
-    assert np.all(np.abs(a["mu1_eta"]) < 3.0) and np.all(np.abs(a["mu2_eta"]) < 3.0)
+    assert np.all(np.abs(a["mu1_eta"]) < 3.5) and np.all(np.abs(a["mu2_eta"]) < 3.5)
     assert np.all(a["mu1_charge"] * a["mu2_charge"] == -1)
     assert np.all((a["mll"] >= 105.0) & (a["mll"] < 170.0))
     # Dimuon columns are exactly features.dimuon_from_muons of the stored muons; categories from the scheme.

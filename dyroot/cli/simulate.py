@@ -28,7 +28,7 @@ Presets:
             generator window 100-500 GeV: of the reco 110-160 GeV events, (9 +- 4)e-5
             come from below 100 GeV and 3e-6 from above 500 GeV in a wide-window sample
             (benchmarks/simulate_migration.py); reco masses below 110 GeV are incomplete.
-  training  the looser pre-selection a flow is trained on: 20/10 GeV, |eta| < 3.0 (the
+  training  the looser pre-selection a flow is trained on: 20/10 GeV, |eta| < 3.5 (the
             smearing table's 2.0-2.7 row is used beyond 2.7), reco 105 <= mll < 170 GeV,
             generator window 95-500 GeV.
 

@@ -18,7 +18,7 @@ from `dyroot simulate`, ideally `--preset training`, or any ntuple through the i
 mapping) and write the bundle directory --output: weights.pt, bundle.json,
 provenance.json, losses.csv/png, sampler.onnx (+ sampler_sofie.onnx, fixed batch).
 
-The training pre-selection (default: leading/subleading pT > 20/10 GeV, |eta| < 3,
+The training pre-selection (default: leading/subleading pT > 20/10 GeV, |eta| < 3.5,
 108 <= mll < 162 GeV) is looser than the analysis cuts, which generators apply after
 generation. A checkpoint is written after every epoch: after an interruption, rerun the
 same command with --resume. Weighted events, negative weights included, are handled by
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="training mass window in GeV (default 108 162)")
     g.add_argument("--lead-pt", type=float, default=None, help="training leading-muon pT cut, GeV (default 20)")
     g.add_argument("--sublead-pt", type=float, default=None, help="training subleading-muon pT cut, GeV (default 10)")
-    g.add_argument("--max-eta", type=float, default=None, help="training |eta| cut (default 3.0)")
+    g.add_argument("--max-eta", type=float, default=None, help="training |eta| cut (default 3.5)")
     g = parser.add_argument_group("model")
     g.add_argument("--architecture", choices=("spline", "affine"), default="spline", help="coupling type (default spline)")
     g.add_argument("--layers", type=int, default=6, help="coupling layers (default 6)")

@@ -362,7 +362,7 @@ def to_toml(raw: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 #: The configuration of ``dyroot demo`` (the README's main job): the defaults, with sizes
-#: chosen to finish within 20 minutes on 2 cores (measured 9 min 48 s: see README).
+#: chosen to finish within 20 minutes on 2 cores (measured 9 min 01 s: see README).
 DEMO_CONFIG: dict[str, dict[str, Any]] = {
     "run": {"output": "demo"},
     "simulate": {"events": 400_000},

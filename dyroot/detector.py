@@ -24,7 +24,7 @@ Warning:
     edge (the default table stops at 2.7, the edge of the ATLAS muon spectrometer)
     are smeared with the **last row**, i.e. the 2.0-2.7 resolution is extended flat.
     This only matters for loose pre-selections (the ``training`` preset of
-    ``dyroot simulate`` keeps muons up to :math:`|\eta| < 3`); pass a table with an
+    ``dyroot simulate`` keeps muons up to :math:`|\eta| < 3.5`); pass a table with an
     extra row to model the forward region differently.
 
 References:

@@ -23,12 +23,13 @@ are the polar and azimuthal angles of the **negative** muon.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from ._jsonutil import to_jsonable
 
 __all__ = [
     "MUON_MASS",
@@ -342,12 +343,8 @@ class CategoryScheme:
     def to_list(self) -> list[dict[str, Any]]:
         """The scheme as JSON-ready data (an open end as the string ``"inf"``/``"-inf"``:
         strict JSON has no Infinity); :meth:`from_list` reads it back."""
-        def num(x: float) -> float | str:
-            x = float(x)
-            return x if math.isfinite(x) else ("inf" if x > 0 else "-inf")
-
-        return [{"name": c.name, "ranges": {k: [num(lo), num(hi)] for k, (lo, hi) in c.ranges.items()}}
-                for c in self.categories]
+        return to_jsonable([{"name": c.name, "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in c.ranges.items()}}
+                            for c in self.categories])
 
     @classmethod
     def from_list(cls, items: Sequence[Mapping[str, Any]]) -> "CategoryScheme":

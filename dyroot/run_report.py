@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .report import Report, Section
+from .report import Report, Section, format_value
 
 __all__ = ["build_run_report"]
 
@@ -246,12 +246,12 @@ def _fmt_n(x: Any) -> str:
 
 
 def _fmt_gain(g: Any, lo: Any = None, hi: Any = None) -> str:
-    """A gain with its interval, e.g. '3.1 [2.5, 3.9]'; '-' when unknown."""
+    """A gain with its 68 % interval ``[lo, hi]`` (:func:`~dyroot.report.format_value`); '-' when unknown."""
     if not isinstance(g, (int, float)) or g != g:
         return "-"
     if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
-        return f"{g:.3g} [{lo:.3g}, {hi:.3g}]"
-    return f"{g:.3g}"
+        return format_value(g, (g - lo, hi - g))
+    return format_value(g)
 
 
 def _provenance_section(cfg: Mapping[str, Any], out: Path, records: Mapping[str, Any]) -> Section:

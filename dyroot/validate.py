@@ -346,24 +346,33 @@ def _amplification(gen: dict[str, np.ndarray], ref: dict[str, np.ndarray], train
         elif n_train:
             notes.append(f"amplification: quantile method skipped in {rname} ({n_truth:.0f} held-out events: "
                          "fewer than 5 quantiles of 50)")
-        if members and n_train:
-            xs = [m["mll"][pick(m)] for m in members]
-            n_member = n_train / len(members) if mode == "disjoint" else n_train
-            if min(x.size for x in xs) >= 200:
+        xs = [m["mll"][pick(m)] for m in members] if members else None
+        if xs and n_train:
+            n_member = _member_events(n_train, len(xs), mode)
+            if min(x.size for x in xs) >= _MIN_MEMBER_EVENTS:
                 edges = np.arange(lo, hi + 0.5 * cfg.region_width, cfg.region_width)
                 entry["ensemble"] = ensemble_amplification(xs, edges, n_train=n_member)
                 entry["ensemble_mode"] = mode
                 if q_edges is not None:  # the same regions as the quantile method, to compare like with like
                     entry["ensemble_on_quantiles"] = ensemble_amplification(xs, q_edges, n_train=n_member)
             else:
-                notes.append(f"amplification: ensemble method skipped in {rname} (fewer than 200 events per member)")
+                notes.append(f"amplification: ensemble method skipped in {rname} (fewer than {_MIN_MEMBER_EVENTS} "
+                             "events per member)")
         per[rname] = entry
         if idx is None:
-            out["resolution_scan"] = _resolution_scan(g, ref["mll"][mr], ref["weight"][mr], n_train, n_truth,
-                                                      [m["mll"][pick(m)] for m in members] if members else None,
+            out["resolution_scan"] = _resolution_scan(g, ref["mll"][mr], ref["weight"][mr], n_train, n_truth, xs,
                                                       mode, lo, hi)
     out["per_category"] = per
     out["mll_range"] = [lo, hi]
+
+
+#: Fewest selected events per ensemble member for the ensemble method.
+_MIN_MEMBER_EVENTS = 200
+
+
+def _member_events(n_train: float, k: int, mode: str | None) -> float:
+    """Training events of one ensemble member: a share for disjoint subsets, all for bootstrap replicas."""
+    return n_train / k if mode == "disjoint" else n_train
 
 
 def _resolution_scan(g: np.ndarray, ref_mll: np.ndarray, ref_w: np.ndarray, n_train: float | None, n_truth: float,
@@ -375,6 +384,8 @@ def _resolution_scan(g: np.ndarray, ref_mll: np.ndarray, ref_w: np.ndarray, n_tr
     rows: list[dict[str, Any]] = []
     if not n_train:
         return rows
+    ensemble = bool(xs) and min(x.size for x in xs) >= _MIN_MEMBER_EVENTS
+    n_member = _member_events(n_train, len(xs), mode) if ensemble else None
     for nq in (10, 25, 50, 100):
         if n_truth // 50 < nq:
             break
@@ -382,12 +393,10 @@ def _resolution_scan(g: np.ndarray, ref_mll: np.ndarray, ref_w: np.ndarray, n_tr
         row: dict[str, Any] = {"regions": f"{nq} quantiles", "n_regions": nq,
                                "quantile": quantile_amplification([g], e, n_train=n_train, n_truth=n_truth,
                                                                   n_gen=[len(g)])}
-        if xs and min(x.size for x in xs) >= 200:
-            n_member = n_train / len(xs) if mode == "disjoint" else n_train
+        if ensemble:
             row["ensemble"] = ensemble_amplification(xs, e, n_train=n_member)
         rows.append(row)
-    if xs and min(x.size for x in xs) >= 200:
-        n_member = n_train / len(xs) if mode == "disjoint" else n_train
+    if ensemble:
         for w in (1.0, 2.5, 5.0, 10.0):
             e = np.arange(lo, hi + 0.5 * w, w)
             rows.append({"regions": f"{w:g} GeV bins", "n_regions": len(e) - 1,

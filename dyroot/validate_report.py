@@ -48,6 +48,16 @@ def _interval(v: float, lo: float, hi: float, limit95: float | None = None) -> s
     return format_value(v, (v - lo, (hi - v) if np.isfinite(hi) else np.inf))
 
 
+def _g_eff(q: Any) -> str:
+    """The quantile method's asymptotic G_eff with its interval."""
+    return _interval(q.g_eff, q.g_eff_lo, q.g_eff_hi, q.g_eff_limit95)
+
+
+def _gain(e: Any) -> str:
+    """The ensemble's G with its interval."""
+    return _interval(e.gain, e.gain_lo, e.gain_hi, e.gain_limit95)
+
+
 def _selection_text(sel: dict[str, Any]) -> str:
     """A selection record in words, e.g. ``leading pT > 27 GeV, ...``."""
     if not sel:
@@ -212,13 +222,12 @@ def amplification_section(res: Any) -> Section:
         q, ens = e.get("quantile"), e.get("ensemble")
         row = [name, "n/a" if e.get("n_train") is None else f"{e['n_train']:.0f}", f"{e['n_truth']:.0f}", e["n_gen"]]
         if q is not None:
-            row += [_interval(q.gain[-1], q.gain_lo[-1], q.gain_hi[-1]),
-                    _interval(q.g_eff, q.g_eff_lo, q.g_eff_hi, q.g_eff_limit95)]
+            row += [_interval(q.gain[-1], q.gain_lo[-1], q.gain_hi[-1]), _g_eff(q)]
         else:
             row += ["n/a", "n/a"]
         if ens is not None:
             row += [_interval(ens.n_eff, ens.n_eff_lo, ens.n_eff_hi, ens.n_eff_limit95),
-                    _interval(ens.gain, ens.gain_lo, ens.gain_hi, ens.gain_limit95), f"{ens.a / ens.a_expected:.3f}"]
+                    _gain(ens), f"{ens.a / ens.a_expected:.3f}"]
             _number(sec, f"N_eff, m_mumu {name} (ensemble)", ens.n_eff, ens.n_eff_lo, ens.n_eff_hi,
                     limit95=ens.n_eff_limit95, unit="events", key=f"n_eff_{name}")
             _number(sec, f"G = N_eff/N_train, m_mumu {name} (ensemble)", ens.gain, ens.gain_lo, ens.gain_hi,
@@ -243,8 +252,7 @@ def amplification_section(res: Any) -> Section:
             if e.get("quantile") is not None and e.get("ensemble_on_quantiles") is not None]
     if same:
         sec.table(["category", "N_q", "G_eff, this model vs truth (quantile MSE)", "G, ensemble spread (same quantiles)"],
-                  [[n, q.n_quantiles, _interval(q.g_eff, q.g_eff_lo, q.g_eff_hi, q.g_eff_limit95),
-                    _interval(e.gain, e.gain_lo, e.gain_hi, e.gain_limit95)] for n, q, e in same],
+                  [[n, q.n_quantiles, _g_eff(q), _gain(e)] for n, q, e in same],
                   "Both methods on the same regions (the held-out quantiles). The quantile MSE measures this model's "
                   "squared deviation from the truth (bias and variance, one realisation); the ensemble its expected "
                   "variance over trainings. A quantile G well below the ensemble's points to a bias the ensemble "
@@ -252,11 +260,8 @@ def amplification_section(res: Any) -> Section:
     scan = a.get("resolution_scan") or []
     if scan:
         sec.table(["regions (inclusive m_mumu)", "G_eff, this model (quantile MSE)", "G, ensemble spread"],
-                  [[r["regions"],
-                    _interval(r["quantile"].g_eff, r["quantile"].g_eff_lo, r["quantile"].g_eff_hi,
-                              r["quantile"].g_eff_limit95) if "quantile" in r else "n/a",
-                    _interval(r["ensemble"].gain, r["ensemble"].gain_lo, r["ensemble"].gain_hi,
-                              r["ensemble"].gain_limit95) if "ensemble" in r else "n/a"] for r in scan],
+                  [[r["regions"], _g_eff(r["quantile"]) if "quantile" in r else "n/a",
+                    _gain(r["ensemble"]) if "ensemble" in r else "n/a"] for r in scan],
                   "G depends on the resolution at which the shape is probed: a smooth model error spread over more "
                   "regions weighs less per region, so n_equiv grows with their number. Quote G at the resolution "
                   "that matters, e.g. regions of about the signal width (sigma_CB = 2.5-3 GeV) for the spurious "
